@@ -1,0 +1,1 @@
+"""Qt-free orchestration: jobs, runs, checkpoints, export, CLI."""

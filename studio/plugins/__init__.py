@@ -1,0 +1,1 @@
+"""Discovery of plugin contributions (entry points and the user's plugins folder)."""
