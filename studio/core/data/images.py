@@ -1,0 +1,279 @@
+"""Data sources read from disk or shipped with a library: digits, folder, array, hdf5.
+
+Each loader is registered in ``DATASETS`` and returns a :class:`Dataset` built by the
+rules of :mod:`studio.core.data.arrays`. All take ``limit`` (max items), ``progress``
+(called as ``progress(done, total)``) and ``cancelled`` (polled between pieces; when it
+turns true the load raises :class:`LoadCancelled`). A missing or unreadable file is a
+``DataError`` naming it; a folder reports each file it could not read by name.
+"""
+
+from __future__ import annotations
+
+import warnings
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from ..registry import DATASETS
+from .arrays import (
+    CancelledFn,
+    ProgressFn,
+    Ticker,
+    check_channels,
+    check_limit,
+    check_resolution,
+    dataset_from_array,
+    images_dataset,
+    resize_images,
+    set_channels,
+)
+from .base import Dataset
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def _existing(path: Any, what: str) -> Path:
+    if path is None or str(path) == "":
+        raise DataError(f"the {what} source needs a 'path'")
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DataError(f"{what} file not found: {p}")
+    return p
+
+
+# ==========================================================================================
+# scikit-learn's 8x8 digits
+# ==========================================================================================
+
+
+@DATASETS.register("digits", kind="images")
+def load_digits_dataset(
+    resolution: int | None = None,
+    channels: int | None = None,
+    limit: int | None = None,
+    progress: ProgressFn | None = None,
+    cancelled: CancelledFn | None = None,
+) -> Dataset:
+    """scikit-learn's 8x8 handwritten digits (1797 images, 17 grey levels 0..16).
+
+    Shipped inside scikit-learn (no download). ``resolution`` upsamples them with an
+    antialiased resize (e.g. 16 or 32); ``channels = 3`` repeats the grey level.
+    """
+    from sklearn.datasets import load_digits
+
+    resolution, channels, limit = check_resolution(resolution), check_channels(channels), check_limit(limit)
+    ticker = Ticker(1, progress, cancelled)
+    ticker.check()
+    bunch = load_digits()
+    images, labels = bunch.images[:limit], bunch.target[:limit]
+    x = torch.as_tensor(images / 16.0, dtype=torch.float32)[:, None]
+    x = set_channels(resize_images(x, resolution), channels)
+    ticker.advance()
+    meta = {"source": "digits", "labels": labels.copy(), "levels": 17}
+    return images_dataset(x, "digits", meta)
+
+
+# ==========================================================================================
+# A folder of PNG / JPEG files
+# ==========================================================================================
+
+
+def _read_image(path: Path, resolution: int) -> tuple[torch.Tensor, bool]:
+    """One file -> (3, R, R) float in [0, 1] and whether it was grey; PIL errors propagate."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)  # phone JPEGs store their rotation in EXIF
+        grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+        if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+            # transparent pixels over white, as a viewer shows them
+            rgba = im.convert("RGBA")
+            im = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            im.alpha_composite(rgba)
+        im = im.convert("RGB")
+        side = min(im.size)
+        left, top = (im.width - side) // 2, (im.height - side) // 2
+        im = im.crop((left, top, left + side, top + side))
+        if side != resolution:
+            im = im.resize((resolution, resolution), Image.Resampling.LANCZOS, reducing_gap=None)
+        pixels = np.asarray(im, dtype=np.uint8)
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0, grey
+
+
+def image_files(folder: Path) -> list[Path]:
+    """PNG / JPEG files under ``folder`` (subfolders too), in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+@DATASETS.register("folder", kind="images", needs_path=True)
+def load_folder(
+    path: str | Path | None = None,
+    resolution: int = 32,
+    channels: int | None = None,
+    limit: int | None = None,
+    progress: ProgressFn | None = None,
+    cancelled: CancelledFn | None = None,
+) -> Dataset:
+    """PNG / JPEG images in a folder, center-cropped to a square and resized.
+
+    ``channels`` None picks 1 when every image is greyscale, else 3. Files that cannot
+    be read are skipped and reported by name in ``meta["skipped"]`` as
+    ``(file, reason)`` and as warnings; if none loads, a ``DataError`` names the folder.
+    """
+    from PIL import Image
+
+    folder = _existing(path, "folder")
+    if not folder.is_dir():
+        raise DataError(f"folder source path is not a folder: {folder}")
+    resolution = check_resolution(resolution) or 32
+    channels, limit = check_channels(channels), check_limit(limit)
+    files = image_files(folder)
+    if not files:
+        raise DataError(f"no PNG or JPEG files in folder {folder}")
+    ticker = Ticker(len(files) if limit is None else min(len(files), limit), progress, cancelled)
+    images, names, skipped, all_grey = [], [], [], True
+    for f in files:
+        if limit is not None and len(images) >= limit:
+            break
+        ticker.check()
+        try:
+            pixels, grey = _read_image(f, resolution)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+            reason = f"{type(e).__name__}: {e}"
+            skipped.append((str(f.relative_to(folder)), reason))
+            warnings.warn(f"skipped image {f}: {reason}", stacklevel=2)
+            continue
+        images.append(pixels)
+        names.append(str(f.relative_to(folder)))
+        all_grey &= grey
+        ticker.advance()
+    if not images:
+        raise DataError(
+            f"none of the {len(files)} image files in folder {folder} could be read "
+            f"(first failure: {skipped[0][0]}: {skipped[0][1]})"
+        )
+    x = torch.stack(images)
+    x = set_channels(x, channels if channels is not None else (1 if all_grey else 3))
+    meta = {"source": "folder", "path": str(folder), "files": names, "skipped": skipped, "levels": 256}
+    return images_dataset(x, folder.name or "folder", meta)
+
+
+# ==========================================================================================
+# NumPy .npy / .npz
+# ==========================================================================================
+
+
+@DATASETS.register("array", kind="file", needs_path=True)
+def load_array(
+    path: str | Path | None = None,
+    key: str | None = None,
+    resolution: int | None = None,
+    channels: int | None = None,
+    limit: int | None = None,
+    progress: ProgressFn | None = None,
+    cancelled: CancelledFn | None = None,
+) -> Dataset:
+    """Points or images from a ``.npy`` file or one array (``key``) of an ``.npz`` file.
+
+    Shapes: N x D points; N x H x W, N x H x W x C, N x C x H x W images (C = 1 | 3),
+    uint8 or float in [0, 1], [-1, 1] or [0, 255] (detected).
+    """
+    file = _existing(path, "array")
+    resolution, channels, limit = check_resolution(resolution), check_channels(channels), check_limit(limit)
+    suffix = file.suffix.lower()
+    if suffix not in (".npy", ".npz"):
+        raise DataError(f"array file {file} must end in .npy or .npz")
+    where = str(file)
+    try:
+        if suffix == ".npy":
+            # a memory map reads only the rows asked for (limit, progress by chunk)
+            array = np.load(file, mmap_mode="r", allow_pickle=False)
+        else:
+            with np.load(file, allow_pickle=False) as npz:
+                keys = list(npz.files)
+                if key is None and len(keys) == 1:
+                    key = keys[0]
+                if key is None:
+                    raise DataError(f"array file {file} holds several arrays; set 'key' to one of: {', '.join(keys)}")
+                if key not in keys:
+                    raise DataError(
+                        f"array file {file} has no array {key!r}; available: {', '.join(keys) or '(none)'}"
+                    )
+                array = npz[key]
+            where = f"{file} [{key}]"
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"cannot read array file {file}: {type(e).__name__}: {e}") from e
+    meta = {"source": "array", "path": str(file), "key": key}
+    name = file.stem if key is None or suffix == ".npy" else f"{file.stem}:{key}"
+    return dataset_from_array(
+        lambda rows: array[rows], array.shape, array.dtype, name=name, where=where, meta=meta,
+        limit=limit, resolution=resolution, channels=channels, progress=progress, cancelled=cancelled,
+    )
+
+
+# ==========================================================================================
+# HDF5
+# ==========================================================================================
+
+
+def list_hdf5_datasets(path: str | Path) -> list[tuple[str, tuple[int, ...], str]]:
+    """Every dataset in an HDF5 file as ``(path inside the file, shape, dtype)``, for pickers."""
+    import h5py
+
+    file = _existing(path, "hdf5")
+    found: list[tuple[str, tuple[int, ...], str]] = []
+
+    def visit(name: str, obj: Any) -> None:
+        if isinstance(obj, h5py.Dataset):
+            found.append((name, tuple(int(s) for s in obj.shape), str(obj.dtype)))
+
+    try:
+        with h5py.File(file, "r") as f:
+            f.visititems(visit)
+    except OSError as e:
+        raise DataError(f"cannot read HDF5 file {file}: {e}") from e
+    return found
+
+
+@DATASETS.register("hdf5", kind="file", needs_path=True)
+def load_hdf5(
+    path: str | Path | None = None,
+    key: str | None = None,
+    resolution: int | None = None,
+    channels: int | None = None,
+    limit: int | None = None,
+    progress: ProgressFn | None = None,
+    cancelled: CancelledFn | None = None,
+) -> Dataset:
+    """Points or images from one dataset (``key``, e.g. ``"train/images"``) of an HDF5
+    file; same shape and range rules as ``array``. Read in chunks: only ``limit`` rows
+    are read, with progress and cancel between chunks."""
+    import h5py
+
+    file = _existing(path, "hdf5")
+    resolution, channels, limit = check_resolution(resolution), check_channels(channels), check_limit(limit)
+    available = list_hdf5_datasets(file)
+    names = [name for name, _, _ in available]
+    listing = ", ".join(f"{n} {s} {d}" for n, s, d in available) or "(none)"
+    if key is None and len(names) == 1:
+        key = names[0]
+    if key is None:
+        raise DataError(f"HDF5 file {file} holds several datasets; set 'key' to one of: {listing}")
+    key = str(key).strip("/")
+    if key not in names:
+        raise DataError(f"HDF5 file {file} has no dataset {key!r}; datasets present: {listing}")
+    meta = {"source": "hdf5", "path": str(file), "key": key}
+    with h5py.File(file, "r") as f:
+        ds = f[key]
+        return dataset_from_array(
+            lambda rows: ds[rows], ds.shape, ds.dtype, name=f"{file.stem}:{key}", where=f"{file} [{key}]",
+            meta=meta, limit=limit, resolution=resolution, channels=channels, progress=progress,
+            cancelled=cancelled, chunk=256,
+        )
