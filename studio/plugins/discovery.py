@@ -1,0 +1,143 @@
+"""Find and load plugin contributions: installed entry points and one chosen folder.
+
+Two places only, nothing else is ever imported:
+
+* entry points of the group ``studio.plugins`` (``importlib.metadata``): each loads an
+  object; a callable is called with the registries (``studio.core.registry.ALL``),
+  anything else registered its contributions when its module was imported;
+* the plugins folder the user chose: each ``*.py`` directly in it (names starting with
+  ``_`` are skipped) is imported under a private module name and registers on import.
+
+A plugin that raises is reported with its name and skipped, never fatal; whatever it
+had registered before failing is taken out again so no half-loaded plugin remains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from studio.core.registry import ALL
+
+GROUP = "studio.plugins"
+_MODULE_PREFIX = "_studio_plugin_"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PluginReport:
+    """What one :func:`load_plugins` call did."""
+
+    loaded: list[str] = field(default_factory=list)  # "example.py", "entry point name"
+    errors: list[tuple[str, str]] = field(default_factory=list)  # (plugin, "Error: message")
+    added: dict[str, list[str]] = field(default_factory=dict)  # registry kind -> new names
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def __str__(self) -> str:
+        lines = [f"loaded {len(self.loaded)} plugin(s): {', '.join(self.loaded) or '-'}"]
+        lines += [f"  {kind}: {', '.join(names)}" for kind, names in self.added.items()]
+        lines += [f"failed: {plugin}: {message}" for plugin, message in self.errors]
+        return "\n".join(lines)
+
+
+# Files and entry points loaded in this process, with what each registered, so that a
+# second call does not register twice and unload_plugins() can take everything out.
+_loaded: dict[str, dict[str, list[str]]] = {}
+
+
+def _snapshot() -> dict[str, set[str]]:
+    return {kind: set(reg.names()) for kind, reg in ALL.items()}
+
+
+def _added_since(before: dict[str, set[str]]) -> dict[str, list[str]]:
+    added = {kind: [n for n in reg.names() if n not in before[kind]] for kind, reg in ALL.items()}
+    return {kind: names for kind, names in added.items() if names}
+
+
+def _remove(added: dict[str, list[str]]) -> None:
+    for kind, names in added.items():
+        for name in names:
+            ALL[kind].unregister(name)
+
+
+def _load_one(label: str, key: str, load: Callable[[], Any], report: PluginReport) -> None:
+    if key in _loaded:
+        report.loaded.append(label)
+        return
+    before = _snapshot()
+    try:
+        load()
+    except Exception as e:  # a plugin's failure is its own, never the app's
+        _remove(_added_since(before))
+        message = f"{type(e).__name__}: {e}"
+        report.errors.append((label, message))
+        log.warning("plugin %s failed and was skipped: %s", label, message)
+        return
+    added = _added_since(before)
+    _loaded[key] = added
+    report.loaded.append(label)
+    for kind, names in added.items():
+        report.added.setdefault(kind, []).extend(names)
+
+
+def _load_file(path: Path) -> None:
+    # a private, path-derived module name: two folders may both hold "schedules.py"
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
+    name = f"{_MODULE_PREFIX}{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and pickling look modules up here
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+
+
+def _load_entry_point(ep: importlib.metadata.EntryPoint) -> None:
+    obj = ep.load()
+    if callable(obj):
+        obj(ALL)
+
+
+def load_plugins(folder: str | Path | None = None, entry_points: bool = True) -> PluginReport:
+    """Load installed entry points (group ``studio.plugins``) and the ``*.py`` files of
+    ``folder`` (only that folder, when given). Returns a :class:`PluginReport`;
+    loading the same plugin again in one process is a no-op."""
+    report = PluginReport()
+    if entry_points:
+        for ep in importlib.metadata.entry_points(group=GROUP):
+            _load_one(f"entry point {ep.name} ({ep.value})", f"ep:{ep.name}={ep.value}", lambda ep=ep: _load_entry_point(ep), report)
+    if folder is not None:
+        root = Path(folder).expanduser()
+        if not root.is_dir():
+            report.errors.append((str(root), "plugins folder not found"))
+            return report
+        for path in sorted(root.glob("*.py")):
+            if path.name.startswith("_"):
+                continue
+            path = path.resolve()
+            _load_one(path.name, f"file:{path}", lambda path=path: _load_file(path), report)
+    return report
+
+
+def unload_plugins() -> None:
+    """Take every plugin contribution out of the registries (e.g. the user picked
+    another plugins folder); the next :func:`load_plugins` starts afresh."""
+    for added in _loaded.values():
+        _remove(added)
+    _loaded.clear()
+    for name in [m for m in sys.modules if m.startswith(_MODULE_PREFIX)]:
+        del sys.modules[name]
