@@ -1,0 +1,43 @@
+"""Reverse-process samplers, each a generator of one :class:`StepRecord` per step so a
+viewer can scrub any step and a caller can stop early (docs/INTERFACES.md).
+
+Registered in ``SAMPLERS``: ``ancestral`` (DDPM Alg. 2, VDM's T-step grid, SMLD's for
+NCSN), ``ddim`` (eta, any number of steps) and ``langevin`` (NCSN annealed Langevin
+dynamics). Every one serves NCSN, DDPM and VDM models through the
+reparameterization triangle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..registry import SAMPLERS
+from .ancestral import Ancestral
+from .base import Sampler, StepRecord
+from .ddim import DDIM
+from .langevin import Langevin
+
+__all__ = ["Ancestral", "DDIM", "Langevin", "Sampler", "StepRecord", "sample"]
+
+
+def sample(
+    sampler: str | Sampler,
+    method: Any,
+    net: nn.Module,
+    shape: tuple[int, ...],
+    steps: int,
+    generator: torch.Generator | None = None,
+    x_init: Tensor | None = None,
+    t_start: float | None = None,
+    **options: Any,
+) -> Tensor:
+    """Run a sampler (an object or a registered name) to the end; return the sample."""
+    if isinstance(sampler, str):
+        sampler = SAMPLERS.get(sampler)
+    record = None
+    for record in sampler(method, net, shape, steps, generator, x_init, t_start, **options):
+        pass
+    return record.x_next

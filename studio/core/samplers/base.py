@@ -1,0 +1,282 @@
+"""What every sampler shares: the step record, option checks, the time grid, the
+readout of a network output, and the one loop all samplers run.
+
+Every sampler of the studio is linear in the state. With the network output ``out``
+at step k (whatever the method's prediction kind),
+
+    x0_hat = p x + q out,     eps_hat = u x + w out        (the reparameterization
+                                                            triangle, Ho et al. eq. 15)
+    x_next = a x + b out + c z,   z ~ N(0, I)
+
+with per-step numbers that depend only on the schedule. So a sampler is a *plan*:
+those numbers, computed once as plain Python floats before the loop, and the loop is
+one network call and a handful of fused tensor ops per step (PITFALLS.md: a
+diffusers ``step`` costs as much as a small MLP's forward pass).
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any, Iterator, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import StudioError
+from ..schedules import Schedule
+
+FAMILIES = ("ncsn", "ddpm", "vdm")
+
+
+class StepRecord(NamedTuple):
+    """One step of a reverse process, for a viewer to scrub (docs/INTERFACES.md).
+
+    ``x_t`` is the state entering step ``index`` at continuous time ``t``; the
+    predictions are made from it; ``x_next`` is the state after the step.
+    """
+
+    index: int
+    t: float
+    log_snr: float
+    sigma: float
+    x_t: Tensor
+    x0_hat: Tensor
+    eps_hat: Tensor
+    x_next: Tensor
+
+
+class Level(NamedTuple):
+    """A point of the time grid: continuous time and the process there."""
+
+    t: float
+    log_snr: float
+    alpha: float
+    sigma: float
+
+
+class Step(NamedTuple):
+    """The precomputed numbers of one step (see the module docstring)."""
+
+    level: Level
+    c_in: float  # network input scale, EDM's c_in
+    p: float  # x0_hat = p x + q out
+    q: float
+    u: float  # eps_hat = u x + w out
+    w: float
+    a: float  # x_next = a x + b out + c z
+    b: float
+    c: float
+
+
+# ----------------------------------------------------------------------------------
+# reading the network output
+# ----------------------------------------------------------------------------------
+
+
+def readout(kind: str, alpha: float, sigma: float) -> tuple[float, float, float, float]:
+    """(p, q, u, w) with x0 = p x + q out and eps = u x + w out for a network output
+    of ``kind`` at (alpha, sigma); the same formulas as core.parameterization.to_x0_eps."""
+    if kind == "eps":  # x0 = (x - sigma eps) / alpha
+        return 1.0 / alpha, -sigma / alpha, 0.0, 1.0
+    if kind == "x0":  # eps = (x - alpha x0) / sigma
+        return 0.0, 1.0, 1.0 / sigma, -alpha / sigma
+    if kind == "v":  # Salimans & Ho 2022: x0 = (a x - s v) / r, eps = (s x + a v) / r
+        r = alpha * alpha + sigma * sigma
+        return alpha / r, -sigma / r, sigma / r, alpha / r
+    if kind == "score":  # eps = -sigma score (Song & Ermon 2019, sec. 3.2)
+        return 1.0 / alpha, sigma * sigma / alpha, 0.0, -sigma
+    raise StudioError(f"unknown prediction {kind!r}; allowed: eps, x0, v, score")
+
+
+def make_step(kind: str, level: Level, A: float, B: float, C: float, D: float) -> Step:
+    """The step ``x_next = A x + B x0_hat + C eps_hat + D z`` at ``level`` for a network
+    predicting ``kind``, with x0_hat and eps_hat read from the output."""
+    p, q, u, w = readout(kind, level.alpha, level.sigma)
+    # EDM's c_in = 1 / sqrt(alpha^2 + sigma^2) (core.parameterization.input_scale)
+    c_in = 1.0 / math.sqrt(level.alpha**2 + level.sigma**2)
+    return Step(level, c_in, p, q, u, w, A + B * p + C * u, B * q + C * w, D)
+
+
+def to_data(kind: str, level: Level) -> Step:
+    """The last step of every sampler: onto the data (t = 0, alpha = 1, sigma = 0),
+    where the mean of q(x | x_t, x0_hat) is x0_hat itself; no noise is added."""
+    return make_step(kind, level, 0.0, 1.0, 0.0, 0.0)
+
+
+# ----------------------------------------------------------------------------------
+# the time grid
+# ----------------------------------------------------------------------------------
+
+
+def grid_times(schedule: Schedule, steps: int, t_start: float = 1.0) -> Tensor:
+    """Descending times (float64) of a ``steps``-point grid from ``t_start``.
+
+    The schedule's own sampling grid scaled to [0, t_start], so a caller that branches
+    from record k of an n-step run (``t_start = record.t``, ``steps = n - k``) continues
+    on the same grid.
+    """
+    return schedule.sampling_times(steps) * t_start
+
+
+def levels_at(schedule: Schedule, times: Tensor) -> list[Level]:
+    """log-SNR, alpha and sigma at ``times``, as floats (VDM eq. 3-4 for variance
+    preserving processes; alpha = 1, sigma = exp(-lambda / 2) for exploding ones)."""
+    with torch.no_grad():  # a learned schedule's parameters are not trained here
+        lam = schedule.log_snr(times).detach().to(torch.float64).cpu()
+    if schedule.variance_preserving:
+        alpha, sigma = torch.sigmoid(lam).sqrt(), torch.sigmoid(-lam).sqrt()
+    else:
+        alpha, sigma = torch.ones_like(lam), torch.exp(-0.5 * lam)
+    return [Level(*v) for v in zip(times.tolist(), lam.tolist(), alpha.tolist(), sigma.tolist())]
+
+
+def posterior_factor(lam_t: float, lam_s: float) -> float:
+    """``1 - SNR(t) / SNR(s)`` for s < t, computed stably (VDM appendix A, eq. 33):
+    sigma_{t|s}^2 = sigma_t^2 times this, and the variance of q(z_s | z_t, x) is
+    sigma_s^2 times this."""
+    return -math.expm1(lam_t - lam_s)
+
+
+# ----------------------------------------------------------------------------------
+# samplers
+# ----------------------------------------------------------------------------------
+
+
+def check_int(sampler: str, key: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < minimum:
+        raise StudioError(f"sampler {sampler!r}: {key} = {value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+def _device_dtype(net: nn.Module, x_init: Tensor | None) -> tuple[torch.device, torch.dtype]:
+    if x_init is not None:
+        return x_init.device, x_init.dtype
+    param = next(iter(net.parameters()), None)
+    if param is None:
+        return torch.device("cpu"), torch.get_default_dtype()
+    return param.device, param.dtype
+
+
+class Sampler(ABC):
+    """A reverse-process sampler: a plan of per-step numbers and the loop that runs it.
+
+    Subclasses set ``name``, ``defaults`` (every option and its default) and write
+    :meth:`check_options` and :meth:`plan`.
+    """
+
+    name: str = ""
+    families: tuple[str, ...] = FAMILIES
+    defaults: dict[str, Any] = {}
+
+    # --- options --------------------------------------------------------------------
+    def options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """The options with defaults filled in; unknown keys and bad values raise."""
+        for key in options:
+            if key not in self.defaults:
+                allowed = ", ".join(self.defaults) or "none"
+                raise StudioError(f"unknown option {key!r} for sampler {self.name!r}; allowed: {allowed}")
+        opts = {**self.defaults, **options}
+        self.check_options(opts)
+        return opts
+
+    def check_options(self, opts: dict[str, Any]) -> None:
+        """Raise StudioError naming a bad option value."""
+
+    def check_method(self, method: Any) -> None:
+        family = getattr(method, "name", type(method).__name__)
+        if family not in self.families:
+            raise StudioError(
+                f"sampler {self.name!r} does not support method {family!r}; supported: {', '.join(self.families)}"
+            )
+
+    # --- contract -------------------------------------------------------------------
+    def num_records(self, method: Any, steps: int, **options: Any) -> int:
+        """How many records a run with these arguments yields."""
+        self.check_method(method)
+        steps = check_int(self.name, "steps", steps)
+        return self.count(steps, self.options(options))
+
+    def count(self, steps: int, opts: dict[str, Any]) -> int:
+        return steps
+
+    @abstractmethod
+    def plan(self, method: Any, steps: int, t_start: float, opts: dict[str, Any]) -> list[Step]:
+        """The per-step numbers of a run of ``steps`` steps from ``t_start``."""
+
+    def __call__(
+        self,
+        method: Any,
+        net: nn.Module,
+        shape: tuple[int, ...],
+        steps: int,
+        generator: torch.Generator | None = None,
+        x_init: Tensor | None = None,
+        t_start: float | None = None,
+        **options: Any,
+    ) -> Iterator[StepRecord]:
+        """Check the arguments now, and return the generator of the run's records."""
+        self.check_method(method)
+        steps = check_int(self.name, "steps", steps)
+        opts = self.options(options)
+        shape = tuple(int(n) for n in shape)
+        if t_start is None:
+            t_start = 1.0
+        elif not 0.0 < float(t_start) <= 1.0:
+            raise StudioError(f"sampler {self.name!r}: t_start = {t_start!r} must be in (0, 1]")
+        if x_init is not None and tuple(x_init.shape) != shape:
+            raise StudioError(f"sampler {self.name!r}: x_init has shape {tuple(x_init.shape)}, expected {shape}")
+        plan = self.plan(method, steps, float(t_start), opts)
+        if len(plan) != self.count(steps, opts):  # the contract every caller relies on
+            raise RuntimeError(f"sampler {self.name!r} planned {len(plan)} steps, promised {self.count(steps, opts)}")
+        device, dtype = _device_dtype(net, x_init)
+        if generator is None:
+            # never the global RNG (it would change the caller's state): a private one
+            generator = torch.Generator(device=device)
+            generator.seed()
+        return run(plan, method, net, shape, generator, x_init, device, dtype)
+
+
+# ----------------------------------------------------------------------------------
+# the loop
+# ----------------------------------------------------------------------------------
+
+
+def run(
+    plan: list[Step],
+    method: Any,
+    net: nn.Module,
+    shape: tuple[int, ...],
+    generator: torch.Generator,
+    x_init: Tensor | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> Iterator[StepRecord]:
+    """Run a plan, yielding one record per step. Grad mode is entered per step, never
+    across a ``yield`` (a suspended ``with torch.no_grad()`` leaks into the caller)."""
+    if x_init is None:
+        with torch.no_grad():
+            x = method.prior_sample(shape, generator=generator, device=device).to(dtype)
+    else:
+        x = x_init.detach()
+    for index, step in enumerate(plan):
+        x0, eps, x_next = take_step(step, net, x, generator)
+        level = step.level
+        yield StepRecord(index, level.t, level.log_snr, level.sigma, x, x0, eps, x_next)
+        x = x_next
+
+
+@torch.no_grad()
+def take_step(step: Step, net: nn.Module, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+    """One network call, then x0_hat, eps_hat and x_next as fused scalar-tensor ops.
+    Every returned tensor is new; ``x`` is never written to."""
+    # c_in is 1 up to rounding on variance-preserving processes: skip the multiply
+    x_in = x if abs(step.c_in - 1.0) < 1e-9 else x * step.c_in
+    out = net(x_in, x.new_full((x.shape[0],), step.level.log_snr))
+    x0 = out if step.p == 0.0 and step.q == 1.0 else torch.add(x * step.p, out, alpha=step.q)
+    eps = out if step.u == 0.0 and step.w == 1.0 else torch.add(x * step.u, out, alpha=step.w)
+    x_next = torch.add(x * step.a, out, alpha=step.b)
+    if step.c != 0.0:
+        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        x_next.add_(z, alpha=step.c)
+    return x0, eps, x_next
