@@ -147,11 +147,11 @@ def load_folder(
             reason = f"{type(e).__name__}: {e}"
             skipped.append((str(f.relative_to(folder)), reason))
             warnings.warn(f"skipped image {f}: {reason}", stacklevel=2)
-            continue
-        images.append(pixels)
-        names.append(str(f.relative_to(folder)))
-        all_grey &= grey
-        ticker.advance()
+        else:
+            images.append(pixels)
+            names.append(str(f.relative_to(folder)))
+            all_grey &= grey
+        ticker.advance()  # files looked at, read or skipped
     if not images:
         raise DataError(
             f"none of the {len(files)} image files in folder {folder} could be read "
