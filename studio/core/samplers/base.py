@@ -77,6 +77,11 @@ class Step(NamedTuple):
 def readout(kind: str, alpha: float, sigma: float) -> tuple[float, float, float, float]:
     """(p, q, u, w) with x0 = p x + q out and eps = u x + w out for a network output
     of ``kind`` at (alpha, sigma); the same formulas as core.parameterization.to_x0_eps."""
+    if alpha == 0.0 and kind in ("eps", "score"):
+        raise StudioError(
+            f"prediction {kind!r} cannot give x0 where alpha = 0 (a zero-terminal-SNR schedule at t = 1); "
+            "train with prediction 'v' or 'x0'"
+        )
     if kind == "eps":  # x0 = (x - sigma eps) / alpha
         return 1.0 / alpha, -sigma / alpha, 0.0, 1.0
     if kind == "x0":  # eps = (x - alpha x0) / sigma
