@@ -13,7 +13,6 @@ Any H, W >= 8 works: the input is padded (edge values repeated) up to a multiple
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -22,10 +21,9 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import NETWORKS
+from .embedding import NoiseEmbedding  # clamps log-SNR to [-30, 30] before embedding
 
-LOG_SNR_CLAMP = 30.0  # |log-SNR| beyond this is "no noise" / "all noise" for the net
 MIN_SIDE = 8
-EMBEDDINGS = ("sinusoidal", "fourier")
 
 
 def norm(channels: int) -> nn.GroupNorm:
@@ -38,34 +36,6 @@ def zero(module: nn.Module) -> nn.Module:
     for p in module.parameters():
         nn.init.zeros_(p)
     return module
-
-
-class NoiseEmbedding(nn.Module):
-    """log-SNR -> features: sinusoidal (Vaswani et al. 2017, as DDPM embeds t) or random
-    Fourier features (Tancik et al. 2020; Song et al. 2021 embed log sigma this way).
-
-    The clamped log-SNR in [-30, 30] is divided by 8 (about ln(sigma) / 4, EDM's noise
-    conditioning scale, Karras et al. 2022 table 1) before the features are taken.
-    """
-
-    def __init__(self, dim: int, kind: str = "sinusoidal", fourier_scale: float = 16.0):
-        super().__init__()
-        if kind not in EMBEDDINGS:
-            raise ConfigError(f"network embedding = {kind!r}; allowed: {', '.join(EMBEDDINGS)}")
-        half = dim // 2
-        if kind == "sinusoidal":
-            # geometric frequencies from 1 down to 1/1000 over the scaled log-SNR range
-            freqs = torch.exp(-math.log(1000.0) * torch.arange(half) / max(half - 1, 1))
-        else:
-            freqs = torch.randn(half, generator=torch.Generator().manual_seed(0)) * fourier_scale
-        self.kind = kind
-        self.register_buffer("freqs", freqs * (2 * math.pi if kind == "fourier" else 1.0))
-
-    def forward(self, log_snr: Tensor) -> Tensor:
-        x = log_snr.float().nan_to_num(posinf=LOG_SNR_CLAMP, neginf=-LOG_SNR_CLAMP)
-        x = x.clamp(-LOG_SNR_CLAMP, LOG_SNR_CLAMP) / 8.0
-        angles = x[:, None] * self.freqs[None]
-        return torch.cat([angles.cos(), angles.sin()], dim=1)
 
 
 class ResBlock(nn.Module):
