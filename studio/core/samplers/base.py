@@ -265,13 +265,13 @@ def run(
     else:
         x = x_init.detach()
     for index, step in enumerate(plan):
-        x0, eps, x_next = take_step(step, net, x, generator)
+        with torch.no_grad():
+            x0, eps, x_next = take_step(step, net, x, generator)
         level = step.level
         yield StepRecord(index, level.t, level.log_snr, level.sigma, x, x0, eps, x_next)
         x = x_next
 
 
-@torch.no_grad()
 def take_step(step: Step, net: nn.Module, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
     """One network call, then x0_hat, eps_hat and x_next as fused scalar-tensor ops.
     Every returned tensor is new; ``x`` is never written to."""
@@ -280,8 +280,8 @@ def take_step(step: Step, net: nn.Module, x: Tensor, generator: torch.Generator)
     out = net(x_in, x.new_full((x.shape[0],), step.level.log_snr))
     x0 = out if step.p == 0.0 and step.q == 1.0 else torch.add(x * step.p, out, alpha=step.q)
     eps = out if step.u == 0.0 and step.w == 1.0 else torch.add(x * step.u, out, alpha=step.w)
-    x_next = torch.add(x * step.a, out, alpha=step.b)
-    if step.c != 0.0:
-        z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x_next.add_(z, alpha=step.c)
-    return x0, eps, x_next
+    mean = torch.add(x * step.a, out, alpha=step.b)
+    if step.c == 0.0:
+        return x0, eps, mean
+    # mean + c z in one op, bit for bit the same as mean + c * randn (and as cheap as randn)
+    return x0, eps, torch.normal(mean, step.c, generator=generator)
