@@ -1,0 +1,113 @@
+"""A form of editors built from a factory's signature (schedules, also plugin ones).
+
+Each keyword parameter gets an editor chosen by its default value: a check box for
+bool, a spin box for int, a line edit for float (so 1e-4 reads as typed) and for
+anything else (JSON). Parameters in ``hidden`` (e.g. a custom schedule's points,
+edited by dragging) get none.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from typing import Any, Callable
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QCheckBox, QFormLayout, QLineEdit, QSpinBox, QWidget
+
+from studio.core.errors import StudioError
+
+
+def signature_defaults(factory: Callable) -> dict[str, Any]:
+    """Keyword parameters of ``factory`` and their defaults (inspect.Parameter.empty if none)."""
+    out = {}
+    for name, p in inspect.signature(factory).parameters.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out[name] = p.default
+    return out
+
+
+class ParameterForm(QWidget):
+    """``values()`` reads the editors (raising a ``StudioError`` naming a bad one);
+    ``edited`` fires on every change the user makes."""
+
+    edited = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.form = QFormLayout(self)
+        self.form.setContentsMargins(0, 0, 0, 0)
+        self.editors: dict[str, QWidget] = {}
+        self._kinds: dict[str, type] = {}
+
+    def build(self, factory: Callable, values: dict[str, Any], hidden: tuple[str, ...] = ()) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.editors.clear()
+        self._kinds.clear()
+        for name, default in signature_defaults(factory).items():
+            if name in hidden:
+                continue
+            value = values.get(name, None if default is inspect.Parameter.empty else default)
+            kind = type(default) if default not in (inspect.Parameter.empty, None) else type(value)
+            editor = self._editor(kind, value)
+            editor.setObjectName(name)
+            editor.setToolTip(f"{name} (default {default!r})" if default is not inspect.Parameter.empty else name)
+            self.editors[name] = editor
+            self._kinds[name] = kind
+            self.form.addRow(name, editor)
+
+    def _editor(self, kind: type, value: Any) -> QWidget:
+        if kind is bool:
+            w = QCheckBox()
+            w.setChecked(bool(value))
+            w.toggled.connect(self.edited.emit)
+        elif kind is int:
+            w = QSpinBox()
+            w.setRange(1, 100_000)
+            w.setValue(int(value))
+            w.setKeyboardTracking(False)  # typing "1000" is one change, not four
+            w.valueChanged.connect(self.edited.emit)
+        else:
+            w = QLineEdit("" if value is None else (f"{value:g}" if kind is float else json.dumps(value)))
+            w.textEdited.connect(self.edited.emit)
+        return w
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        """Show ``values`` without firing ``edited`` (e.g. after loading a schedule)."""
+        for name, value in values.items():
+            w = self.editors.get(name)
+            if w is None:
+                continue
+            w.blockSignals(True)
+            if isinstance(w, QCheckBox):
+                w.setChecked(bool(value))
+            elif isinstance(w, QSpinBox):
+                w.setValue(int(value))
+            else:
+                w.setText(f"{value:g}" if isinstance(value, float) else json.dumps(value))
+            w.blockSignals(False)
+
+    def values(self) -> dict[str, Any]:
+        out = {}
+        for name, w in self.editors.items():
+            if isinstance(w, QCheckBox):
+                out[name] = w.isChecked()
+            elif isinstance(w, QSpinBox):
+                out[name] = w.value()
+            else:
+                out[name] = self._parse(name, w.text())
+        return out
+
+    def _parse(self, name: str, text: str) -> Any:
+        text = text.strip()
+        try:
+            return float(text) if self._kinds[name] is float else json.loads(text)
+        except ValueError:
+            raise StudioError(f"schedule parameter {name} = {text!r} is not a number") from None
+
+    def mark_invalid(self, name: str | None) -> None:
+        """Outline the editor of parameter ``name`` in red (None clears every mark)."""
+        for key, w in self.editors.items():
+            w.setStyleSheet("border: 2px solid #d33;" if key == name else "")

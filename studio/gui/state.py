@@ -1,0 +1,109 @@
+"""The app's shared state: a plain model with psygnal events and no Qt (napari style).
+
+Panels take the state in ``__init__``, read it, change it through its methods and
+subscribe to its events; they never talk to each other directly. So the training
+panel reads ``state.training_schedule`` and ``state.dataset`` and listens to
+``training_schedule_changed`` / ``dataset_changed``; the viewer reads ``state.run_dir``.
+
+Events (all psygnal ``Signal``s, connect with ``state.<event>.connect(callback)``):
+
+* ``dataset_changed(dataset)``: a new :class:`~studio.core.data.Dataset` (or None);
+  ``state.data_options`` holds the ``[data]`` config section that rebuilds it.
+* ``schedules_changed()``: an entry of ``state.schedules`` was added, removed or renamed.
+* ``schedule_edited(index)``: entry ``index`` got a new schedule (parameters, dragging).
+* ``training_schedule_changed(schedule)``: "use for training" picked a schedule.
+* ``run_dir_changed(path)``: the run the viewer and monitor look at (``Path`` or None).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from psygnal import Signal
+
+from studio.core.schedules import Schedule
+
+# distinct, colour-blind friendly (Okabe-Ito), cycled for overlaid schedules
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
+
+
+@dataclass
+class ScheduleEntry:
+    """One schedule of the editor's list: its label, the schedule and its plot colour."""
+
+    name: str
+    schedule: Schedule
+    color: str
+
+
+class AppState:
+    dataset_changed = Signal(object)
+    schedules_changed = Signal()
+    schedule_edited = Signal(int)
+    training_schedule_changed = Signal(object)
+    run_dir_changed = Signal(object)
+
+    def __init__(self) -> None:
+        self.dataset = None  # studio.core.data.Dataset | None
+        self.data_options: dict[str, Any] = {}
+        self.schedules: list[ScheduleEntry] = []
+        self.training_schedule: Schedule | None = None
+        self.run_dir: Path | None = None
+        self._colors_used = 0
+
+    # --- data ----------------------------------------------------------------------
+    def set_dataset(self, dataset: Any, options: dict[str, Any] | None = None) -> None:
+        """Make ``dataset`` current; ``options`` is the ``[data]`` section that rebuilds it."""
+        self.dataset = dataset
+        self.data_options = dict(options or {})
+        self.dataset_changed.emit(dataset)
+
+    # --- schedules -----------------------------------------------------------------
+    def add_schedule(self, name: str, schedule: Schedule) -> int:
+        color = PALETTE[self._colors_used % len(PALETTE)]
+        self._colors_used += 1
+        self.schedules.append(ScheduleEntry(self.unique_name(name), schedule, color))
+        self.schedules_changed.emit()
+        return len(self.schedules) - 1
+
+    def remove_schedule(self, index: int) -> None:
+        removed = self.schedules.pop(index)
+        if removed.schedule is self.training_schedule:
+            self.training_schedule = None
+            self.training_schedule_changed.emit(None)
+        self.schedules_changed.emit()
+
+    def rename_schedule(self, index: int, name: str) -> None:
+        name = name.strip()
+        if name and name != self.schedules[index].name:
+            self.schedules[index].name = self.unique_name(name)
+            self.schedules_changed.emit()
+
+    def set_schedule(self, index: int, schedule: Schedule) -> None:
+        """Replace entry ``index``'s schedule (a parameter changed, a point was dragged)."""
+        entry = self.schedules[index]
+        was_training = entry.schedule is self.training_schedule
+        entry.schedule = schedule
+        self.schedule_edited.emit(index)
+        if was_training:  # the training panel follows edits of the schedule it uses
+            self.use_for_training(index)
+
+    def use_for_training(self, index: int) -> None:
+        self.training_schedule = self.schedules[index].schedule
+        self.training_schedule_changed.emit(self.training_schedule)
+
+    def unique_name(self, name: str) -> str:
+        taken = {e.name for e in self.schedules}
+        if name not in taken:
+            return name
+        k = 2
+        while f"{name} ({k})" in taken:
+            k += 1
+        return f"{name} ({k})"
+
+    # --- runs ----------------------------------------------------------------------
+    def set_run_dir(self, path: str | Path | None) -> None:
+        self.run_dir = None if path is None else Path(path)
+        self.run_dir_changed.emit(self.run_dir)
