@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..registry import DATASETS
-from . import images
+from . import images, toy  # noqa: F401  (register the sources)
 from .arrays import LoadCancelled
 from .base import Dataset
 from .images import list_hdf5_datasets

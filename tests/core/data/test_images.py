@@ -252,6 +252,15 @@ def test_dispatcher_errors_name_key_and_allowed_values(tmp_path):
         load_dataset("toy", name="blob")
 
 
-def test_every_file_source_is_registered():
-    for name in ("digits", "folder", "array", "hdf5"):
+def test_every_source_is_registered():
+    for name in ("digits", "folder", "array", "hdf5", "swiss_roll", "moons", "8gaussians", "checkerboard", "rings", "spiral"):
         assert name in DATASETS
+
+
+def test_dispatcher_builds_toy_sets():
+    ds = load_dataset("toy", name="moons", n=300, seed=1)
+    assert ds.kind == "points" and ds.data.shape == (300, 2)
+    torch.testing.assert_close(ds.data, load_dataset("moons", limit=300, seed=1).data)
+    assert len(load_dataset("toy", name="rings", n=50, progress=lambda d, t: None)) == 50
+    with pytest.raises(ConfigError, match="'resolution'.*allowed: n, seed"):
+        load_dataset("toy", name="moons", resolution=8)
