@@ -1,1 +1,33 @@
-"""Dock panels of the main window."""
+"""Dock panels of the main window.
+
+``PANELS`` lists the panels the app always shows, in order; ``studio.gui.app.build_window``
+adds each with ``MainWindow.add_panel``. A panel is a QWidget built as
+``factory(state)`` (or ``factory(state, window)`` when it reports progress in the status
+bar); see ``studio.gui.main_window`` for the hooks it may define.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .data_panel import DataPanel
+from .schedule_editor import ScheduleEditor
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    key: str  # dock objectName, remembered in QSettings
+    title: str
+    factory: Callable  # factory(state) or factory(state, window) -> QWidget
+    area: str = "right"  # left | right | top | bottom
+    tabify_with: str | None = None  # key of a panel to share a tabbed dock area with
+    needs_window: bool = False  # pass the MainWindow too (status-bar progress)
+
+
+PANELS: list[PanelSpec] = [
+    PanelSpec("data", "Data", DataPanel, area="left"),
+    PanelSpec("schedule", "Schedule editor", ScheduleEditor, area="right"),
+]
+
+__all__ = ["PANELS", "PanelSpec", "DataPanel", "ScheduleEditor"]

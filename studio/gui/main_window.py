@@ -1,0 +1,303 @@
+"""The main window: dock panels around the app state, menus, status bar, remembered layout.
+
+Adding a panel (what the training monitor and the reverse-process viewer do)::
+
+    class TrainingPanel(QWidget):
+        def __init__(self, state: AppState, window: MainWindow | None = None): ...
+            # read state, subscribe to its events (state.training_schedule_changed ...)
+            # report job progress with window.show_progress("training", 0.42)
+
+    window.add_panel("training", "Training", TrainingPanel(state, window), area="right",
+                     tabify_with="schedule")
+
+or, for panels the app always shows, append a ``PanelSpec`` to ``studio.gui.panels.PANELS``
+and ``studio.gui.app.build_window`` adds it. ``key`` names the dock (its objectName):
+QSettings restores its place and visibility, and View gets a toggle for it. A panel may
+also define ``export_plots(folder) -> list[Path]`` (File > Export plots calls it) and
+``open_data_dialog()`` (File > Open data) / ``open_run(path)`` hooks.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QWidget,
+)
+
+from studio.gui.state import AppState
+
+AREAS = {
+    "left": Qt.DockWidgetArea.LeftDockWidgetArea,
+    "right": Qt.DockWidgetArea.RightDockWidgetArea,
+    "top": Qt.DockWidgetArea.TopDockWidgetArea,
+    "bottom": Qt.DockWidgetArea.BottomDockWidgetArea,
+}
+MAX_RECENT = 8
+LAYOUT_VERSION = 1  # bump when the default panel set changes incompatibly
+
+
+def device_name() -> str:
+    """What training would run on: the CUDA device's name, else CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return f"CUDA: {torch.cuda.get_device_name(0)}"
+    return "CPU"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, state: AppState, settings: QSettings | None = None, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.settings = settings if settings is not None else QSettings("DiffusionStudio", "diffusion-studio")
+        self.panels: dict[str, QWidget] = {}
+        self.docks: dict[str, QDockWidget] = {}
+        self.setWindowTitle("Diffusion Studio")
+        self.setDockNestingEnabled(True)
+        self.setDockOptions(self.dockOptions() | QMainWindow.DockOption.AllowTabbedDocks)
+        self.resize(1500, 920)
+
+        self._build_menus()
+        self._build_status_bar()
+        state.run_dir_changed.connect(self._on_run_dir_changed)
+        state.dataset_changed.connect(self._on_dataset_changed)
+        self.restore_layout()
+
+    # --- panels ------------------------------------------------------------------------
+    def add_panel(self, key: str, title: str, widget: QWidget, area: str | Qt.DockWidgetArea = "right",
+                  tabify_with: str | None = None) -> QDockWidget:
+        """Put ``widget`` in a dock named ``key`` (see the module docstring)."""
+        if key in self.docks:
+            raise ValueError(f"panel {key!r} is already in the window")
+        dock = QDockWidget(title, self)
+        dock.setObjectName(key)  # QSettings finds the dock by this name
+        dock.setWidget(widget)
+        self.addDockWidget(AREAS[area] if isinstance(area, str) else area, dock)
+        if tabify_with is not None and tabify_with in self.docks:
+            self.tabifyDockWidget(self.docks[tabify_with], dock)
+        self.panels[key] = widget
+        self.docks[key] = dock
+        action = dock.toggleViewAction()
+        action.setText(title)
+        self.view_menu.insertAction(self._view_separator, action)
+        # the saved state was applied before this dock existed: Qt keeps it for us
+        self.restoreDockWidget(dock)
+        return dock
+
+    def panel(self, key: str) -> QWidget:
+        return self.panels[key]
+
+    def raise_panel(self, key: str) -> None:
+        dock = self.docks[key]
+        dock.show()
+        dock.raise_()
+
+    # --- menus -------------------------------------------------------------------------
+    def _action(self, menu, text: str, slot, shortcut: Any = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "Open &data…", self.open_data, QKeySequence.StandardKey.Open,
+                     "Choose a data source in the Data panel")
+        self.recent_data_menu = file.addMenu("Recent data")
+        self._action(file, "Open &run…", self.ask_open_run, "Ctrl+Shift+O", "Open a run directory")
+        self.recent_runs_menu = file.addMenu("Recent runs")
+        file.addSeparator()
+        self._action(file, "&Export plots…", self.ask_export_plots, "Ctrl+E", "Save every panel's plots as PNG")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        self.view_menu = bar.addMenu("&View")
+        self._view_separator = self.view_menu.addSeparator()
+        self._action(self.view_menu, "Reset layout", self.reset_layout, tip="Show every panel in its default place")
+
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "Keyboard shortcuts", self.show_shortcuts, "F1")
+        self._action(help_menu, "About Diffusion Studio", self.show_about)
+        self._fill_recent()
+
+    def open_data(self) -> None:
+        panel = self.panels.get("data")
+        if panel is not None:
+            self.raise_panel("data")
+            if hasattr(panel, "open_data_dialog"):
+                panel.open_data_dialog()
+
+    def ask_open_run(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open run directory")
+        if path:
+            self.open_run(path)
+
+    def open_run(self, path: str | Path) -> None:
+        path = Path(path)
+        if not path.is_dir():
+            self.statusBar().showMessage(f"run directory not found: {path}", 8000)
+            return
+        self.state.set_run_dir(path)
+
+    def ask_export_plots(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export plots to folder")
+        if folder:
+            written = self.export_plots(folder)
+            self.statusBar().showMessage(f"wrote {len(written)} PNG file(s) to {folder}", 8000)
+
+    def export_plots(self, folder: str | Path) -> list[Path]:
+        written: list[Path] = []
+        for key, panel in self.panels.items():
+            if hasattr(panel, "export_plots"):
+                try:
+                    written += panel.export_plots(Path(folder))
+                except OSError as e:
+                    self.statusBar().showMessage(f"{key}: cannot write plots to {folder}: {e}", 8000)
+        return written
+
+    def show_shortcuts(self) -> None:
+        rows = []
+        for menu in (a.menu() for a in self.menuBar().actions() if a.menu()):
+            for a in menu.actions():
+                if not a.shortcut().isEmpty():
+                    rows.append(f"<tr><td>{a.text().replace('&', '')}</td>"
+                                f"<td><b>{a.shortcut().toString(QKeySequence.SequenceFormat.NativeText)}</b></td></tr>")
+        QMessageBox.information(self, "Keyboard shortcuts", "<table cellspacing=6>" + "".join(rows) + "</table>")
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self, "About Diffusion Studio",
+            "<b>Diffusion Studio</b><br>A desktop lab for diffusion models: load data, design a "
+            "noise schedule by looking at it, train NCSN, DDPM or VDM, and scrub the reverse process."
+            f"<br><br>Device: {device_name()}",
+        )
+
+    # --- recent runs and data (QSettings) ---------------------------------------------
+    def _recent(self, key: str) -> list[str]:
+        value = self.settings.value(key, [])
+        if isinstance(value, str):  # QSettings gives a bare string for a one-item list
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def remember(self, key: str, item: str) -> None:
+        """Put ``item`` first in the recent list ``key`` ("recent_runs" or "recent_data")."""
+        items = [item] + [v for v in self._recent(key) if v != item]
+        self.settings.setValue(key, items[:MAX_RECENT])
+        self._fill_recent()
+
+    def _fill_recent(self) -> None:
+        for menu, key, slot in ((self.recent_runs_menu, "recent_runs", self.open_run),
+                                (self.recent_data_menu, "recent_data", self._open_recent_data)):
+            menu.clear()
+            items = self._recent(key)
+            for item in items:
+                action = menu.addAction(item)
+                action.setData(item)
+                action.triggered.connect(self._on_recent_triggered)
+                action.setProperty("slot", key)
+            menu.setEnabled(bool(items))
+
+    def _on_recent_triggered(self) -> None:
+        action = self.sender()
+        if action.property("slot") == "recent_runs":
+            self.open_run(action.data())
+        else:
+            self._open_recent_data(action.data())
+
+    def _open_recent_data(self, item: str) -> None:
+        panel = self.panels.get("data")
+        if panel is not None and hasattr(panel, "open_recent"):
+            self.raise_panel("data")
+            panel.open_recent(item)
+
+    def _on_dataset_changed(self, dataset) -> None:
+        # file sources are worth remembering; built-in sets are one click away anyway
+        if dataset is not None and self.state.data_options.get("path"):
+            self.remember("recent_data", json.dumps(self.state.data_options, sort_keys=True))
+
+    def _on_run_dir_changed(self, path) -> None:
+        if path is not None:
+            self.remember("recent_runs", str(path))
+            self.statusBar().showMessage(f"run: {path}", 5000)
+
+    # --- status bar ------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.progress_label = QLabel()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(220)
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setTextVisible(False)
+        self.device_label = QLabel(device_name())
+        self.device_label.setToolTip("Device training runs on")
+        bar.addPermanentWidget(self.progress_label)
+        bar.addPermanentWidget(self.progress_bar)
+        bar.addPermanentWidget(self.device_label)
+        self.clear_progress()
+
+    def show_progress(self, text: str, fraction: float | None = None) -> None:
+        """Job progress in the status bar; ``fraction`` None shows a busy bar."""
+        self.progress_label.setText(text)
+        self.progress_label.show()
+        if fraction is None:
+            self.progress_bar.setRange(0, 0)
+        else:
+            self.progress_bar.setRange(0, 1000)
+            self.progress_bar.setValue(int(round(max(0.0, min(1.0, fraction)) * 1000)))
+        self.progress_bar.show()
+
+    def clear_progress(self) -> None:
+        self.progress_label.hide()
+        self.progress_bar.hide()
+
+    # --- layout memory -----------------------------------------------------------------
+    def restore_layout(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state, LAYOUT_VERSION)
+
+    def save_layout(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        self.settings.sync()
+
+    def reset_layout(self) -> None:
+        docks = list(self.docks.values())
+        for dock in docks:
+            dock.setFloating(False)
+            dock.show()
+        if docks:
+            # the first panel on the left, the others tabbed on the right
+            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, docks[0])
+            for dock in docks[1:]:
+                self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            for dock in docks[2:]:
+                self.tabifyDockWidget(docks[1], dock)
+            if len(docks) > 1:
+                docks[1].raise_()
+                self.resizeDocks(docks[:2], [380, 1100], Qt.Orientation.Horizontal)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        self.save_layout()
+        for panel in self.panels.values():
+            if hasattr(panel, "shutdown"):
+                panel.shutdown()  # stop workers before the widgets go
+        super().closeEvent(event)

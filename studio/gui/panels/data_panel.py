@@ -1,0 +1,463 @@
+"""The data panel: choose a source, preprocess, preview and read statistics.
+
+Sources come from the ``DATASETS`` registry (toy 2-D sets, digits, image folder,
+.npy/.npz, HDF5 and whatever plugins add). Every load runs on a worker thread
+(superqt ``create_worker``) with progress and cancel, so a big folder never freezes the
+window; a stale load (the user changed options meanwhile) is dropped. Bad files and
+shapes are shown in the banner naming the file, and the last good data stays.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt.utils import create_worker
+
+import studio.core.data as core_data
+from studio.core.data import LoadCancelled, list_hdf5_datasets, load_dataset, toy_names
+from studio.core.data import toy as _toy  # noqa: F401 - registers the toy sets in DATASETS
+from studio.core.data.base import Dataset
+from studio.core.errors import StudioError
+from studio.core.registry import DATASETS
+from studio.gui.state import AppState
+from studio.gui.widgets import ImageGridView, MessageBanner, ScatterView
+
+PREVIEW_IMAGES = 64
+PREVIEW_POINTS = 5000
+RELOAD_DELAY_MS = 300
+RESOLUTIONS = (8, 16, 28, 32, 64)
+NORMALISATIONS = {
+    "default": "as the loader sets it (images [-1, 1], points standardised)",
+    "unit_max": "scaled so the largest |value| is 1",
+    "none": "raw values (no shift, no scale)",
+}
+FILE_LABELS = {"digits": "digits (8x8, scikit-learn)", "folder": "image folder", "array": "NumPy array (.npy / .npz)",
+               "hdf5": "HDF5 dataset"}
+
+
+def normalise(dataset: Dataset, mode: str) -> Dataset:
+    """The same raw data seen through another (shift, scale): ``to_raw`` is unchanged,
+    only the model-range ``data`` differs. ``default`` keeps the loader's choice."""
+    if mode == "default":
+        return dataset
+    raw = torch.as_tensor(dataset.to_raw(dataset.data))
+    if mode == "none":
+        shift, scale = torch.tensor(0.0), torch.tensor(1.0)
+    elif mode == "unit_max":
+        shift, scale = torch.tensor(0.0), raw.abs().max().clamp_min(1e-12)
+    else:
+        raise StudioError(f"normalisation {mode!r}; allowed: {', '.join(NORMALISATIONS)}")
+    meta = {**dataset.meta, "normalisation": mode}
+    return Dataset(dataset.name, ((raw - shift) / scale).float(), dataset.kind, shift, scale, meta)
+
+
+def _load(generation: int, source: str, options: dict, cancel: threading.Event, progress: list) -> tuple:
+    """Runs on the worker thread: never raises, returns (generation, dataset, error)."""
+
+    def report(done: int, total: int) -> None:
+        progress[:] = [done, total]  # read by the GUI thread's timer
+
+    try:
+        ds = load_dataset(source, **options, progress=report, cancelled=cancel.is_set)
+        return generation, ds, None
+    except LoadCancelled:
+        return generation, None, "cancelled"
+    except StudioError as e:
+        return generation, None, str(e)
+    except Exception as e:  # a loader bug or an unexpected file: name it, keep the app up
+        where = options.get("path", source)
+        return generation, None, f"cannot load {where}: {type(e).__name__}: {e}"
+
+
+class DataPanel(QWidget):
+    def __init__(self, state: AppState, parent=None):
+        super().__init__(parent)
+        self.state = state
+        self.loading = False
+        self.last_error = ""
+        self._generation = 0
+        self._cancel = threading.Event()
+        self._progress: list = []
+        self._worker = None
+
+        # --- source and options --------------------------------------------------------
+        self.source = QComboBox()
+        for name in toy_names():
+            self.source.addItem(f"2-D toy: {name}", ("toy", name))
+        for name in core_data.FILE_SOURCES:
+            if name in DATASETS:
+                self.source.addItem(FILE_LABELS.get(name, name), (name, None))
+        for name in DATASETS.names():  # plugins' datasets
+            if name not in core_data.FILE_SOURCES and name not in toy_names():
+                self.source.addItem(name, (name, None))
+        for i in range(self.source.count()):
+            name = self.source.itemData(i)[1] or self.source.itemData(i)[0]
+            self.source.setItemData(i, DATASETS.entry(name).description, Qt.ItemDataRole.ToolTipRole)
+
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("file or folder")
+        self.browse = QPushButton("Browse…")
+        self.key = QComboBox()
+        self.key.setToolTip("Array of the .npz file / dataset inside the HDF5 file")
+        self.n = QSpinBox()
+        self.n.setRange(10, 1_000_000)
+        self.n.setValue(4000)
+        self.n.setSingleStep(1000)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.resolution = QComboBox()
+        self.resolution.addItem("original", None)
+        for r in RESOLUTIONS:
+            self.resolution.addItem(f"{r} x {r}", r)
+        self.channels = QComboBox()
+        for text, value in (("auto", None), ("1 (grey)", 1), ("3 (RGB)", 3)):
+            self.channels.addItem(text, value)
+        self.limit = QSpinBox()
+        self.limit.setRange(0, 10_000_000)
+        self.limit.setSpecialValueText("all")
+        self.normalisation = QComboBox()
+        for key, tip in NORMALISATIONS.items():
+            self.normalisation.addItem(key, key)
+            self.normalisation.setItemData(self.normalisation.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+
+        form = QFormLayout()
+        form.addRow("source", self.source)
+        path_row = QHBoxLayout()
+        path_row.addWidget(self.path, 1)
+        path_row.addWidget(self.browse)
+        self._rows: dict[str, tuple[QLabel, Any]] = {}
+        for key, label, field in (("path", "path", path_row), ("key", "key / dataset", self.key), ("n", "points", self.n),
+                                  ("seed", "seed", self.seed), ("resolution", "resolution", self.resolution),
+                                  ("channels", "channels", self.channels), ("limit", "limit", self.limit),
+                                  ("normalisation", "normalisation", self.normalisation)):
+            lab = QLabel(label)
+            form.addRow(lab, field)
+            self._rows[key] = (lab, field)
+
+        self.load_button = QPushButton("Reload")
+        self.cancel_button = QPushButton("Cancel")
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.load_button)
+        buttons.addWidget(self.progress, 1)
+        buttons.addWidget(self.cancel_button)
+        self.banner = MessageBanner()
+
+        # --- preview and statistics -----------------------------------------------------
+        self.images = ImageGridView(columns=8)
+        self.scatter = ScatterView(size=2.5)
+        self.empty = QLabel("No data loaded.")
+        self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.preview = QStackedWidget()
+        for w in (self.empty, self.images, self.scatter):
+            self.preview.addWidget(w)
+        self.preview.setMinimumHeight(220)
+        self.stats = QLabel()
+        self.stats.setTextFormat(Qt.TextFormat.RichText)
+        self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.stats.setWordWrap(True)
+
+        source_box = QGroupBox("Source and preprocessing")
+        sb = QVBoxLayout(source_box)
+        sb.addLayout(form)
+        sb.addLayout(buttons)
+        stats_box = QGroupBox("Statistics")
+        QVBoxLayout(stats_box).addWidget(self.stats)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(source_box)
+        layout.addWidget(self.banner)
+        layout.addWidget(self.preview, 1)
+        layout.addWidget(stats_box)
+
+        # --- timers and wiring ---------------------------------------------------------
+        self._reload_timer = QTimer(self, singleShot=True, interval=RELOAD_DELAY_MS)
+        self._reload_timer.timeout.connect(self.load)
+        self._progress_timer = QTimer(self, interval=100)
+        self._progress_timer.timeout.connect(self._show_progress)
+
+        self.source.currentIndexChanged.connect(self._on_source_changed)
+        self.browse.clicked.connect(self.open_data_dialog)
+        self.path.editingFinished.connect(self._on_path_edited)
+        self.key.activated.connect(self._schedule_reload)
+        for spin in (self.n, self.seed, self.limit):
+            spin.setKeyboardTracking(False)
+            spin.valueChanged.connect(self._schedule_reload)
+        for combo in (self.resolution, self.channels, self.normalisation):
+            combo.activated.connect(self._schedule_reload)
+        self.load_button.clicked.connect(self.load)
+        self.cancel_button.clicked.connect(self.cancel)
+        state.dataset_changed.connect(self._on_dataset_changed)
+
+        self._set_busy(False)
+        self._on_source_changed()
+        if state.dataset is not None:
+            self._on_dataset_changed(state.dataset)
+
+    # --- options ---------------------------------------------------------------------
+    @property
+    def source_name(self) -> str:
+        return self.source.currentData()[0]
+
+    def _on_source_changed(self, *_: Any) -> None:
+        source = self.source_name
+        entry = DATASETS.entry(self.source.currentData()[1] or source)
+        needs_path = bool(entry.meta.get("needs_path"))
+        images_or_file = source in core_data.FILE_SOURCES
+        visible = {
+            "path": needs_path, "key": source in ("array", "hdf5"),
+            "n": not images_or_file, "seed": not images_or_file,
+            "resolution": images_or_file, "channels": images_or_file, "limit": images_or_file,
+            "normalisation": True,
+        }
+        for key, (label, field) in self._rows.items():
+            label.setVisible(visible[key])
+            for w in ([field] if isinstance(field, QWidget) else [self.path, self.browse]):
+                w.setVisible(visible[key])
+        if source == "folder" and self.resolution.currentData() is None:
+            self.resolution.setCurrentIndex(self.resolution.findData(32))  # folders need one size
+        self.key.clear()
+        self.banner.clear()
+        if needs_path and not self.path.text().strip():
+            self.banner.show_info("Choose a file or folder with Browse… (or type its path).")
+            return
+        if needs_path:
+            self._fill_keys()
+        self._schedule_reload()
+
+    def _on_path_edited(self) -> None:
+        self._fill_keys()
+        self._schedule_reload()
+
+    def _fill_keys(self) -> None:
+        """List the arrays of an .npz / datasets of an HDF5 file for the picker."""
+        self.key.clear()
+        path = Path(self.path.text().strip())
+        source = self.source_name
+        if source not in ("array", "hdf5") or not path.is_file():
+            return
+        try:
+            if source == "hdf5":
+                found = list_hdf5_datasets(path)
+                for name, shape, dtype in found:
+                    self.key.addItem(f"{name}  {shape} {dtype}", name)
+                # preselect the first dataset that can be data (N x ...), not a 1-D label array
+                first = next((i for i, (_, shape, _) in enumerate(found) if len(shape) >= 2), 0)
+                self.key.setCurrentIndex(first)
+            elif path.suffix.lower() == ".npz":
+                with np.load(path, allow_pickle=False) as npz:
+                    for name in npz.files:
+                        self.key.addItem(name, name)
+        except (StudioError, OSError, ValueError) as e:
+            self.banner.show_error(f"cannot list {path}: {e}")
+        self.key.setEnabled(self.key.count() > 0)
+
+    def options(self) -> tuple[str, dict[str, Any]]:
+        """The ``[data]`` section the widgets describe: (source, options for load_dataset)."""
+        source, name = self.source.currentData()
+        opts: dict[str, Any] = {}
+        if name is not None:
+            opts["name"] = name
+        if source in core_data.FILE_SOURCES:
+            if source != "digits":
+                opts["path"] = self.path.text().strip()
+            if source in ("array", "hdf5") and self.key.currentData():
+                opts["key"] = self.key.currentData()
+            if self.resolution.currentData() is not None:
+                opts["resolution"] = self.resolution.currentData()
+            if self.channels.currentData() is not None:
+                opts["channels"] = self.channels.currentData()
+            if self.limit.value() > 0:
+                opts["limit"] = self.limit.value()
+        else:
+            opts["n"] = self.n.value()
+            opts["seed"] = self.seed.value()
+        return source, opts
+
+    def set_options(self, source: str, options: dict[str, Any]) -> None:
+        """Show ``options`` in the widgets (recent data, tests) without loading."""
+        name = options.get("name")
+        index = self.source.findData((source, name if source == "toy" else None))
+        if index < 0:
+            raise StudioError(f"data source {source!r} is not available here")
+        widgets = (self.source, self.path, self.key, self.n, self.seed, self.resolution, self.channels, self.limit)
+        for w in widgets:
+            w.blockSignals(True)
+        self.source.setCurrentIndex(index)
+        self.path.setText(str(options.get("path", "")))
+        for key, spin in (("n", self.n), ("seed", self.seed), ("limit", self.limit)):
+            if key in options:
+                spin.setValue(int(options[key]))
+        for key, combo in (("resolution", self.resolution), ("channels", self.channels)):
+            combo.setCurrentIndex(max(0, combo.findData(options.get(key))))
+        for w in widgets:
+            w.blockSignals(False)
+        self._on_source_changed()
+        self._reload_timer.stop()
+        if "key" in options:
+            self.key.setCurrentIndex(max(0, self.key.findData(options["key"])))
+
+    def open_recent(self, item: str) -> None:
+        try:
+            options = json.loads(item)
+            source = options.pop("source")
+            self.set_options(source, options)
+        except (ValueError, KeyError, StudioError) as e:
+            self.banner.show_error(f"cannot open recent data {item!r}: {e}")
+            return
+        self.load()
+
+    def open_data_dialog(self) -> None:
+        """Browse for a file or folder fitting the source (File > Open data too)."""
+        source = self.source_name
+        if source == "folder":
+            path = QFileDialog.getExistingDirectory(self, "Image folder")
+        else:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Open data", "", "Data (*.npy *.npz *.h5 *.hdf5 *.hdf);;All files (*)")
+            if path and source not in ("array", "hdf5"):
+                wanted = "hdf5" if Path(path).suffix.lower() in (".h5", ".hdf5", ".hdf") else "array"
+                self.source.blockSignals(True)
+                self.source.setCurrentIndex(self.source.findData((wanted, None)))
+                self.source.blockSignals(False)
+        if path:
+            self.path.setText(path)
+            self._on_source_changed()
+
+    # --- loading ---------------------------------------------------------------------
+    def _schedule_reload(self, *_: Any) -> None:
+        self._reload_timer.start()
+
+    def load(self) -> None:
+        """Load what the widgets describe on a worker thread (a running load is cancelled)."""
+        self._reload_timer.stop()
+        source, options = self.options()
+        if source in core_data.FILE_SOURCES and source != "digits" and not options.get("path"):
+            self.banner.show_info("Choose a file or folder with Browse… (or type its path).")
+            return
+        self._cancel.set()  # the previous load, if any, stops at its next piece
+        self._cancel = threading.Event()
+        self._generation += 1
+        self._progress = []
+        self._pending = (source, options, self.normalisation.currentData())
+        worker = create_worker(_load, self._generation, source, options, self._cancel, self._progress,
+                               _start_thread=False)
+        # superqt's signal object lives in the GUI thread; connect bound slots only (PITFALLS)
+        worker.returned.connect(self._on_loaded)
+        self._worker = worker
+        self._set_busy(True)
+        worker.start()
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    def _on_loaded(self, result: tuple) -> None:
+        generation, dataset, error = result
+        if generation != self._generation:
+            return  # a newer load was started meanwhile
+        self._set_busy(False)
+        source, options, mode = self._pending
+        if error == "cancelled":
+            self.banner.show_info("Loading cancelled; the previous data stays.")
+            return
+        if error is not None:
+            self.last_error = error
+            self.banner.show_error(error)
+            return
+        if dataset.kind == "points" and dataset.data.dim() != 2:
+            self.banner.show_error(f"{options.get('path', source)}: points must be N x D, got {tuple(dataset.data.shape)}")
+            return
+        dataset = normalise(dataset, mode)
+        self.last_error = ""
+        skipped = dataset.meta.get("skipped") or []
+        if skipped:
+            names = "; ".join(f"{f} ({reason})" for f, reason in skipped[:5])
+            more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+            self.banner.show_warning(f"skipped {len(skipped)} file(s) that could not be read: {names}{more}")
+        else:
+            self.banner.clear()
+        self.state.set_dataset(dataset, {"source": source, **options})
+
+    def _set_busy(self, busy: bool) -> None:
+        self.loading = busy
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+        self.load_button.setVisible(not busy)
+        if busy:
+            self.progress.setRange(0, 0)  # busy until the first report
+            self._progress_timer.start()
+        else:
+            self._progress_timer.stop()
+
+    def _show_progress(self) -> None:
+        if len(self._progress) == 2 and self._progress[1] > 0:
+            done, total = self._progress
+            self.progress.setRange(0, total)
+            self.progress.setValue(done)
+            self.progress.setFormat(f"{done} / {total}")
+
+    def shutdown(self) -> None:
+        """Stop a running load (the main window calls this when closing)."""
+        self._cancel.set()
+
+    # --- preview and statistics -------------------------------------------------------
+    def _on_dataset_changed(self, dataset: Dataset | None) -> None:
+        if dataset is None:
+            self.preview.setCurrentWidget(self.empty)
+            self.stats.setText("")
+            return
+        if dataset.kind == "images":
+            self.preview.setCurrentWidget(self.images)
+            self.images.set_images(dataset.to_uint8(dataset.data[:PREVIEW_IMAGES]))
+        else:
+            self.preview.setCurrentWidget(self.scatter)
+            self.scatter.set_points(dataset.data[:PREVIEW_POINTS].numpy())
+        self.stats.setText(stats_html(dataset))
+
+    def export_plots(self, folder: str | Path) -> list[Path]:
+        """File > Export plots: the preview as a PNG."""
+        path = Path(folder) / "data_preview.png"
+        self.preview.currentWidget().grab().save(str(path))
+        return [path]
+
+
+def stats_html(dataset: Dataset) -> str:
+    s = dataset.stats()
+    rows = [
+        ("name", dataset.name),
+        ("kind", s["kind"]),
+        ("count", f"{s['count']:,}"),
+        ("shape", " x ".join(str(v) for v in s["shape"])),
+        ("channels" if s["kind"] == "images" else "dimensions", s["channels"]),
+        ("range (raw)", f"{s['min']:.4g} .. {s['max']:.4g}"),
+        ("range (model)", f"{float(dataset.data.min()):.3g} .. {float(dataset.data.max()):.3g}"),
+    ]
+    names = ("R", "G", "B") if s["kind"] == "images" and s["channels"] == 3 else None
+    per = [(names[i] if names else str(i), m, sd) for i, (m, sd) in enumerate(zip(s["mean"], s["std"]))][:8]
+    rows.append(("mean / std", ", ".join(f"{c}: {m:.3g} / {sd:.3g}" for c, m, sd in per)))
+    if dataset.meta.get("path"):
+        where = dataset.meta["path"] + (f" [{dataset.meta['key']}]" if dataset.meta.get("key") else "")
+        rows.append(("file", where))
+    return "<table cellspacing=2>" + "".join(f"<tr><td><i>{k}</i>&nbsp;</td><td>{v}</td></tr>" for k, v in rows) + "</table>"
