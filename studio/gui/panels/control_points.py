@@ -38,20 +38,20 @@ class ControlPointsItem(pg.ScatterPlotItem):
         super().__init__(size=11, pen=pg.mkPen("k", width=1.5), brush=pg.mkBrush("w"), hoverable=True,
                          hoverSize=14, tip=None)
         self.setZValue(10)
-        self.points = np.zeros((0, 2))
+        self.positions = np.zeros((0, 2))
         self._on_moved = on_moved
         self._drag_index: int | None = None
         self._drag_offset = np.zeros(2)
 
     def set_points(self, points: np.ndarray, color: str = "#000000") -> None:
-        self.points = np.array(points, dtype=np.float64).reshape(-1, 2)
-        self.setData(pos=self.points, data=np.arange(len(self.points)), brush=pg.mkBrush(color))
+        self.positions = np.array(points, dtype=np.float64).reshape(-1, 2)
+        self.setData(pos=self.positions, data=np.arange(len(self.positions)), brush=pg.mkBrush(color))
 
     def move_point(self, index: int, t: float, lam: float) -> None:
         """Move one point (clamped to stay monotone) and report the new points."""
-        self.points[index] = clamp_point(self.points, index, t, lam)
-        self.setData(pos=self.points, data=np.arange(len(self.points)))
-        self._on_moved(self.points.copy())
+        self.positions[index] = clamp_point(self.positions, index, t, lam)
+        self.setData(pos=self.positions, data=np.arange(len(self.positions)))
+        self._on_moved(self.positions.copy())
 
     def index_at(self, pos) -> int | None:
         spots = self.pointsAt(pos)
@@ -68,7 +68,7 @@ class ControlPointsItem(pg.ScatterPlotItem):
                 return
             self._drag_index = index
             p = ev.buttonDownPos()
-            self._drag_offset = self.points[index] - np.array([p.x(), p.y()])
+            self._drag_offset = self.positions[index] - np.array([p.x(), p.y()])
         elif self._drag_index is None:
             ev.ignore()
             return

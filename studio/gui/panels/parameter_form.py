@@ -62,17 +62,20 @@ class ParameterForm(QWidget):
         if kind is bool:
             w = QCheckBox()
             w.setChecked(bool(value))
-            w.toggled.connect(self.edited.emit)
+            w.toggled.connect(self._on_changed)
         elif kind is int:
             w = QSpinBox()
             w.setRange(1, 100_000)
             w.setValue(int(value))
             w.setKeyboardTracking(False)  # typing "1000" is one change, not four
-            w.valueChanged.connect(self.edited.emit)
+            w.valueChanged.connect(self._on_changed)
         else:
             w = QLineEdit("" if value is None else (f"{value:g}" if kind is float else json.dumps(value)))
-            w.textEdited.connect(self.edited.emit)
+            w.textEdited.connect(self._on_changed)
         return w
+
+    def _on_changed(self, *_) -> None:  # editors' signals carry their value; edited does not
+        self.edited.emit()
 
     def set_values(self, values: dict[str, Any]) -> None:
         """Show ``values`` without firing ``edited`` (e.g. after loading a schedule)."""
