@@ -102,18 +102,17 @@ class DataPanel(QWidget):
         self._worker = None
 
         # --- source and options --------------------------------------------------------
+        # combo items carry a string key (Qt compares those in findData); _sources maps it
         self.source = QComboBox()
+        self._sources: dict[str, tuple[str, str | None]] = {}
         for name in toy_names():
-            self.source.addItem(f"2-D toy: {name}", ("toy", name))
+            self._add_source(f"2-D toy: {name}", "toy", name)
         for name in core_data.FILE_SOURCES:
             if name in DATASETS:
-                self.source.addItem(FILE_LABELS.get(name, name), (name, None))
+                self._add_source(FILE_LABELS.get(name, name), name, None)
         for name in DATASETS.names():  # plugins' datasets
             if name not in core_data.FILE_SOURCES and name not in toy_names():
-                self.source.addItem(name, (name, None))
-        for i in range(self.source.count()):
-            name = self.source.itemData(i)[1] or self.source.itemData(i)[0]
-            self.source.setItemData(i, DATASETS.entry(name).description, Qt.ItemDataRole.ToolTipRole)
+                self._add_source(name, name, None)
 
         self.path = QLineEdit()
         self.path.setPlaceholderText("file or folder")
@@ -217,13 +216,35 @@ class DataPanel(QWidget):
             self._on_dataset_changed(state.dataset)
 
     # --- options ---------------------------------------------------------------------
+    @staticmethod
+    def _source_key(source: str, name: str | None) -> str:
+        return f"{source}:{name}" if source == "toy" else source
+
+    def _add_source(self, label: str, source: str, name: str | None) -> None:
+        key = self._source_key(source, name)
+        self._sources[key] = (source, name)
+        self.source.addItem(label, key)
+        self.source.setItemData(self.source.count() - 1, DATASETS.entry(name or source).description,
+                                Qt.ItemDataRole.ToolTipRole)
+
+    def select_source(self, source: str, name: str | None = None) -> None:
+        """Pick a source (``toy`` with a set ``name``); raises StudioError if absent."""
+        index = self.source.findData(self._source_key(source, name))
+        if index < 0:
+            raise StudioError(f"data source {source!r} {name or ''} is not available here")
+        self.source.setCurrentIndex(index)
+
+    @property
+    def current_source(self) -> tuple[str, str | None]:
+        return self._sources[self.source.currentData()]
+
     @property
     def source_name(self) -> str:
-        return self.source.currentData()[0]
+        return self.current_source[0]
 
     def _on_source_changed(self, *_: Any) -> None:
         source = self.source_name
-        entry = DATASETS.entry(self.source.currentData()[1] or source)
+        entry = DATASETS.entry(self.current_source[1] or source)
         needs_path = bool(entry.meta.get("needs_path"))
         images_or_file = source in core_data.FILE_SOURCES
         visible = {
@@ -276,7 +297,7 @@ class DataPanel(QWidget):
 
     def options(self) -> tuple[str, dict[str, Any]]:
         """The ``[data]`` section the widgets describe: (source, options for load_dataset)."""
-        source, name = self.source.currentData()
+        source, name = self.current_source
         opts: dict[str, Any] = {}
         if name is not None:
             opts["name"] = name
@@ -298,10 +319,9 @@ class DataPanel(QWidget):
 
     def set_options(self, source: str, options: dict[str, Any]) -> None:
         """Show ``options`` in the widgets (recent data, tests) without loading."""
-        name = options.get("name")
-        index = self.source.findData((source, name if source == "toy" else None))
+        index = self.source.findData(self._source_key(source, options.get("name")))
         if index < 0:
-            raise StudioError(f"data source {source!r} is not available here")
+            raise StudioError(f"data source {source!r} {options.get('name') or ''} is not available here")
         widgets = (self.source, self.path, self.key, self.n, self.seed, self.resolution, self.channels, self.limit)
         for w in widgets:
             w.blockSignals(True)
@@ -340,7 +360,7 @@ class DataPanel(QWidget):
             if path and source not in ("array", "hdf5"):
                 wanted = "hdf5" if Path(path).suffix.lower() in (".h5", ".hdf5", ".hdf") else "array"
                 self.source.blockSignals(True)
-                self.source.setCurrentIndex(self.source.findData((wanted, None)))
+                self.source.setCurrentIndex(self.source.findData(wanted))
                 self.source.blockSignals(False)
         if path:
             self.path.setText(path)
