@@ -234,8 +234,8 @@ class DiscreteSchedule(Schedule):
         lo = pos.floor().clamp(0, T - 2).long()
         w = pos - lo
         a, b = lam[lo], lam[lo + 1]
-        # guard 0 * inf at a zero-terminal-SNR step (lambda_T = -inf)
-        out = torch.where(w <= 0, a, torch.where(w >= 1, b, a + w * (b - a)))
+        # guard 0 * inf at a zero-terminal-SNR step (lambda_T = -inf); w < 0 (t < 1 / T) extrapolates
+        out = torch.where(w == 0, a, torch.where(w >= 1, b, a + w * (b - a)))
         return out.to(dtype)
 
 
