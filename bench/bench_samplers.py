@@ -1,0 +1,165 @@
+"""Sampler speed, side by side in one run (run by hand; tests never time anything):
+
+  1000-step DDPM ancestral and 50-step DDIM (eta = 0) with the 2-D MLP, batch 1024,
+  one thread, each timed as
+    hand      a hand-written plain-torch loop with precomputed float coefficients
+    studio    the studio sampler, consuming every StepRecord
+    sample()  studio.core.samplers.sample (the same generator, records dropped)
+    diffusers HuggingFace diffusers' DDPMScheduler / DDIMScheduler loop, same network
+              (the optional "bench" extra; the column is skipped if it is missing)
+
+Repetitions are interleaved (hand, studio, sample(), diffusers, hand, ...) so that load
+from other processes hits every column alike; the table shows medians and the ratios
+to the hand loop, and the largest difference of each final sample from the hand loop's
+(all columns draw the same noise from the same seed, so they agree to rounding).
+
+    .venv/bin/python bench/bench_samplers.py [--reps 7] [--batch 1024] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable
+
+import torch
+
+import studio.core.methods  # noqa: F401  (registers the methods)
+import studio.core.networks  # noqa: F401  (registers the networks)
+from studio.core.registry import METHODS, NETWORKS, SAMPLERS
+from studio.core.samplers import sample
+from studio.core.schedules import make_schedule
+
+SEED = 0
+
+
+def hand_ddpm(net, schedule, x_T: torch.Tensor) -> torch.Tensor:
+    """Ho et al. Algorithm 2, with every coefficient a Python float computed up front."""
+    T, B = schedule.steps, x_T.shape[0]
+    lam = schedule.log_snr_steps.tolist()
+    inv_sqrt_alpha = (1.0 / schedule.alphas.sqrt()).tolist()
+    eps_coef = (schedule.betas / (1.0 - schedule.alpha_bar).sqrt()).tolist()
+    std = schedule.posterior_variance.sqrt().tolist()
+    g = torch.Generator().manual_seed(SEED)
+    x = x_T
+    with torch.no_grad():
+        for i in range(T - 1, -1, -1):
+            eps = net(x, torch.full((B,), lam[i]))
+            x = torch.add(x, eps, alpha=-eps_coef[i]).mul_(inv_sqrt_alpha[i])
+            if i > 0:
+                x.add_(torch.randn(x.shape, generator=g, dtype=x.dtype), alpha=std[i])
+    return x
+
+
+def hand_ddim(net, schedule, x_T: torch.Tensor, steps: int) -> torch.Tensor:
+    """DDIM eta = 0 (Song et al. 2021, eq. 12) on the trailing grid, folded into
+    x_s = k1 x_t + k2 eps; the last step returns x0_hat."""
+    T, B = schedule.steps, x_T.shape[0]
+    idx = [round(T * k / steps) - 1 for k in range(steps, 0, -1)]
+    abar = schedule.alpha_bar.tolist()
+    lam = schedule.log_snr_steps.tolist()
+    coefs = []
+    for j, i in enumerate(idx):
+        a_t, s_t = abar[i] ** 0.5, (1 - abar[i]) ** 0.5
+        a_s, s_s = (abar[idx[j + 1]] ** 0.5, (1 - abar[idx[j + 1]]) ** 0.5) if j + 1 < steps else (1.0, 0.0)
+        coefs.append((lam[i], a_s / a_t, s_s - a_s * s_t / a_t))
+    x = x_T
+    with torch.no_grad():
+        for lam_i, k1, k2 in coefs:
+            eps = net(x, torch.full((B,), lam_i))
+            x = torch.add(x * k1, eps, alpha=k2)
+    return x
+
+
+def studio_records(name: str, method, net, x_T: torch.Tensor, steps: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(SEED)
+    last = None
+    for record in SAMPLERS.get(name)(method, net, tuple(x_T.shape), steps, generator=g, x_init=x_T):
+        last = record  # a viewer would copy x_t, x0_hat, eps_hat here
+    return last.x_next
+
+
+def studio_sample(name: str, method, net, x_T: torch.Tensor, steps: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(SEED)
+    return sample(name, method, net, tuple(x_T.shape), steps, generator=g, x_init=x_T)
+
+
+def diffusers_loop(scheduler, net, schedule, x_T: torch.Tensor, steps: int, **step_kw) -> torch.Tensor:
+    B = x_T.shape[0]
+    lam = schedule.log_snr_steps.tolist()
+    scheduler.set_timesteps(steps)
+    g = torch.Generator().manual_seed(SEED)
+    x = x_T
+    with torch.no_grad():
+        for t in scheduler.timesteps:
+            eps = net(x, torch.full((B,), lam[int(t)]))
+            x = scheduler.step(eps, t, x, generator=g, **step_kw).prev_sample
+    return x
+
+
+def make_diffusers(kind: str):
+    try:
+        from diffusers import DDIMScheduler, DDPMScheduler
+    except ImportError as e:
+        print(f"diffusers column skipped: {e} (pip install -e '.[bench]')")
+        return None
+    common = dict(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear", clip_sample=False)
+    if kind == "ddpm":
+        return DDPMScheduler(**common, variance_type="fixed_small")
+    return DDIMScheduler(**common, timestep_spacing="trailing", set_alpha_to_one=True)
+
+
+def bench(title: str, columns: dict[str, Callable[[], torch.Tensor]], reps: int) -> None:
+    times: dict[str, list[float]] = {k: [] for k in columns}
+    finals: dict[str, torch.Tensor] = {}
+    for k, f in columns.items():  # warm-up, and the outputs to compare
+        finals[k] = f()
+    for _ in range(reps):
+        for k, f in columns.items():
+            t0 = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t0)
+    hand = statistics.median(times["hand"])
+    print(f"\n{title}  ({reps} interleaved repetitions, median)")
+    print(f"  {'loop':<10} {'median s':>9} {'min s':>8} {'/ hand':>7} {'max |x - hand|':>15}")
+    for k in columns:
+        med = statistics.median(times[k])
+        diff = (finals[k] - finals["hand"]).abs().max().item()
+        print(f"  {k:<10} {med:9.4f} {min(times[k]):8.4f} {med / hand:7.3f} {diff:15.2e}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=7, help="interleaved repetitions of the 1000-step runs (DDIM: 3x)")
+    ap.add_argument("--batch", type=int, default=1024)
+    ap.add_argument("--threads", type=int, default=1)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    schedule = make_schedule("linear", steps=1000)
+    method = METHODS.get("ddpm")(schedule)
+    net = NETWORKS.get("mlp")((2,)).eval()
+    g = torch.Generator().manual_seed(2)
+    for p in net.parameters():  # untrained but not zero (the output layer starts at 0)
+        p.requires_grad_(False).add_(0.02 * torch.randn(p.shape, generator=g))
+    x_T = torch.randn(args.batch, 2, generator=torch.Generator().manual_seed(1))
+    n_params = sum(p.numel() for p in net.parameters())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batch {args.batch}, MLP {n_params} parameters")
+
+    for kind, steps, reps in (("ddpm", 1000, args.reps), ("ddim", 50, 3 * args.reps)):
+        name = "ancestral" if kind == "ddpm" else "ddim"
+        columns = {
+            "hand": (lambda: hand_ddpm(net, schedule, x_T)) if kind == "ddpm" else (lambda: hand_ddim(net, schedule, x_T, steps)),
+            "studio": lambda: studio_records(name, method, net, x_T, steps),
+            "sample()": lambda: studio_sample(name, method, net, x_T, steps),
+        }
+        scheduler = make_diffusers(kind)
+        if scheduler is not None:
+            kw = {"eta": 0.0} if kind == "ddim" else {}
+            columns["diffusers"] = lambda s=scheduler, kw=kw: diffusers_loop(s, net, schedule, x_T, steps, **kw)
+        bench(f"{steps}-step {'DDPM ancestral' if kind == 'ddpm' else 'DDIM eta=0'}", columns, reps)
+
+
+if __name__ == "__main__":
+    main()
