@@ -5,15 +5,20 @@
     hand      a hand-written plain-torch loop with precomputed float coefficients
     studio    the studio sampler, consuming every StepRecord
     sample()  studio.core.samplers.sample (the same generator, records dropped)
+    no-yield  the studio's plan and step function in a bare loop, no generator and no
+              StepRecord: studio / no-yield is what yielding the records costs
     diffusers HuggingFace diffusers' DDPMScheduler / DDIMScheduler loop, same network
               (the optional "bench" extra; the column is skipped if it is missing)
 
-Repetitions are interleaved (hand, studio, sample(), diffusers, hand, ...) so that load
+Repetitions are interleaved (hand, studio, sample(), no-yield, diffusers, hand, ...) so that load
 from other processes hits every column alike; the table shows medians and the ratios
 to the hand loop, and the largest difference of each final sample from the hand loop's
-(all columns draw the same noise from the same seed, so they agree to rounding).
+(all columns draw the same noise from the same seed, so they agree to rounding; in
+float32 an untrained net amplifies rounding over 1000 steps to ~1e-3, in float64 the
+studio and hand loops agree to ~1e-10).
 
     .venv/bin/python bench/bench_samplers.py [--reps 7] [--batch 1024] [--threads 1]
+                                             [--hidden H] [--depth D]
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import studio.core.methods  # noqa: F401  (registers the methods)
 import studio.core.networks  # noqa: F401  (registers the networks)
 from studio.core.registry import METHODS, NETWORKS, SAMPLERS
 from studio.core.samplers import sample
+from studio.core.samplers.base import take_step
 from studio.core.schedules import make_schedule
 
 SEED = 0
@@ -85,6 +91,17 @@ def studio_sample(name: str, method, net, x_T: torch.Tensor, steps: int) -> torc
     return sample(name, method, net, tuple(x_T.shape), steps, generator=g, x_init=x_T)
 
 
+def studio_no_yield(name: str, method, net, x_T: torch.Tensor, steps: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(SEED)
+    sampler = SAMPLERS.get(name)
+    plan = sampler.plan(method, steps, 1.0, sampler.options({}))
+    x = x_T
+    with torch.no_grad():
+        for step in plan:
+            x = take_step(step, net, x, g)[2]
+    return x
+
+
 def diffusers_loop(scheduler, net, schedule, x_T: torch.Tensor, steps: int, **step_kw) -> torch.Tensor:
     B = x_T.shape[0]
     lam = schedule.log_snr_steps.tolist()
@@ -134,12 +151,15 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=7, help="interleaved repetitions of the 1000-step runs (DDIM: 3x)")
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--hidden", type=int, help="MLP width (default: the registered mlp's)")
+    ap.add_argument("--depth", type=int, help="MLP residual blocks (default: the registered mlp's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     schedule = make_schedule("linear", steps=1000)
     method = METHODS.get("ddpm")(schedule)
-    net = NETWORKS.get("mlp")((2,)).eval()
+    sizes = {k: v for k, v in (("hidden", args.hidden), ("depth", args.depth)) if v is not None}
+    net = NETWORKS.get("mlp")((2,), **sizes).eval()
     g = torch.Generator().manual_seed(2)
     for p in net.parameters():  # untrained but not zero (the output layer starts at 0)
         p.requires_grad_(False).add_(0.02 * torch.randn(p.shape, generator=g))
@@ -153,6 +173,7 @@ def main() -> None:
             "hand": (lambda: hand_ddpm(net, schedule, x_T)) if kind == "ddpm" else (lambda: hand_ddim(net, schedule, x_T, steps)),
             "studio": lambda: studio_records(name, method, net, x_T, steps),
             "sample()": lambda: studio_sample(name, method, net, x_T, steps),
+            "no-yield": lambda: studio_no_yield(name, method, net, x_T, steps),
         }
         scheduler = make_diffusers(kind)
         if scheduler is not None:
