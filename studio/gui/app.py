@@ -40,7 +40,7 @@ def build_window(state: AppState, settings=None):
     for spec in PANELS:
         widget = spec.factory(state, window) if spec.needs_window else spec.factory(state)
         window.add_panel(spec.key, spec.title, widget, area=spec.area, tabify_with=spec.tabify_with)
-    if window.settings.value("window/state") is None:  # first start: the default sizes
+    if not window.restore_layout():  # first start: the default places and sizes
         window.reset_layout()
     return window
 

@@ -11,7 +11,8 @@ Adding a panel (what the training monitor and the reverse-process viewer do)::
                      tabify_with="schedule")
 
 or, for panels the app always shows, append a ``PanelSpec`` to ``studio.gui.panels.PANELS``
-and ``studio.gui.app.build_window`` adds it. ``key`` names the dock (its objectName):
+and ``studio.gui.app.build_window`` adds it, then calls ``restore_layout()`` (a panel
+added after that still gets its saved place through ``restoreDockWidget``). ``key`` names the dock (its objectName):
 QSettings restores its place and visibility, and View gets a toggle for it. A panel may
 also define ``export_plots(folder) -> list[Path]`` (File > Export plots calls it) and
 ``open_data_dialog()`` (File > Open data) / ``open_run(path)`` hooks.
@@ -63,6 +64,7 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings("DiffusionStudio", "diffusion-studio")
         self.panels: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
+        self._restored = False
         self.setWindowTitle("Diffusion Studio")
         self.setDockNestingEnabled(True)
         self.setDockOptions(self.dockOptions() | QMainWindow.DockOption.AllowTabbedDocks)
@@ -72,7 +74,6 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         state.run_dir_changed.connect(self._on_run_dir_changed)
         state.dataset_changed.connect(self._on_dataset_changed)
-        self.restore_layout()
 
     # --- panels ------------------------------------------------------------------------
     def add_panel(self, key: str, title: str, widget: QWidget, area: str | Qt.DockWidgetArea = "right",
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
         dock.setObjectName(key)  # QSettings finds the dock by this name
         dock.setWidget(widget)
         self.addDockWidget(AREAS[area] if isinstance(area, str) else area, dock)
+        dock.show()  # a dock added to a window already on screen starts hidden
         if tabify_with is not None and tabify_with in self.docks:
             self.tabifyDockWidget(self.docks[tabify_with], dock)
         self.panels[key] = widget
@@ -91,8 +93,8 @@ class MainWindow(QMainWindow):
         action = dock.toggleViewAction()
         action.setText(title)
         self.view_menu.insertAction(self._view_separator, action)
-        # the saved state was applied before this dock existed: Qt keeps it for us
-        self.restoreDockWidget(dock)
+        if self._restored:  # a panel added after restore_layout() gets its saved place
+            self.restoreDockWidget(dock)
         return dock
 
     def panel(self, key: str) -> QWidget:
@@ -266,13 +268,17 @@ class MainWindow(QMainWindow):
         self.progress_bar.hide()
 
     # --- layout memory -----------------------------------------------------------------
-    def restore_layout(self) -> None:
+    def restore_layout(self) -> bool:
+        """Apply the saved geometry and dock layout; call once the panels are added
+        (``build_window`` does). Returns whether a saved layout was found."""
+        self._restored = True
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray) and not state.isEmpty():
-            self.restoreState(state, LAYOUT_VERSION)
+            return self.restoreState(state, LAYOUT_VERSION)
+        return False
 
     def save_layout(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())

@@ -172,7 +172,7 @@ class DataPanel(QWidget):
         self.preview = QStackedWidget()
         for w in (self.empty, self.images, self.scatter):
             self.preview.addWidget(w)
-        self.preview.setMinimumHeight(220)
+        self.preview.setMinimumHeight(160)
         self.stats = QLabel()
         self.stats.setTextFormat(Qt.TextFormat.RichText)
         self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -12,7 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSlider, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QSlider, QStackedWidget, QVBoxLayout, QWidget
 
 from studio.core.parameterization import input_scale, q_sample
 from studio.core.schedules import Schedule
@@ -40,7 +40,8 @@ class ForwardPreview(QWidget):
         self.slider.setValue(SLIDER_STEPS // 2)
         self.slider.setToolTip("t of the larger view (left); the strip shows fixed t")
         self.t_label = QLabel()
-        self.t_label.setMinimumWidth(260)
+        # long readout must not widen the dock: it is cut, not the window stretched
+        self.t_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.empty = QLabel("Load data in the Data panel to see it noised here.")
         self.empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
 
@@ -64,8 +65,8 @@ class ForwardPreview(QWidget):
 
         top = QHBoxLayout()
         top.addWidget(QLabel("t"))
-        top.addWidget(self.slider, 1)
-        top.addWidget(self.t_label)
+        top.addWidget(self.slider, 2)
+        top.addWidget(self.t_label, 3)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(top)

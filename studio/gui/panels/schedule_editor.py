@@ -137,7 +137,7 @@ class ScheduleEditor(QWidget):
         scroll = QScrollArea()
         scroll.setWidget(left)
         scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(290)
+        scroll.setMinimumWidth(270)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         # --- right: plots with hover readout, forward preview --------------------------
