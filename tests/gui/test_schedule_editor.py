@@ -218,3 +218,8 @@ def test_diagnostics_closed_forms(state):
 def test_export_png(editor, tmp_path):
     (path,) = editor.export_plots(tmp_path)
     assert path.stat().st_size > 1000
+
+
+def test_slider_redraws_the_preview_at_its_t(editor, qtbot):
+    editor.preview.slider.setValue(350)
+    qtbot.waitUntil(lambda: editor.preview.t_label.text().startswith("t = 0.350"), timeout=300)

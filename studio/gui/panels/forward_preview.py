@@ -74,7 +74,11 @@ class ForwardPreview(QWidget):
 
         self._timer = QTimer(self, singleShot=True, interval=30)  # coalesce slider ticks
         self._timer.timeout.connect(self.redraw)
-        self.slider.valueChanged.connect(self._timer.start)
+        self.slider.valueChanged.connect(self._schedule_redraw)
+
+    def _schedule_redraw(self, *_) -> None:
+        # not valueChanged -> QTimer.start directly: the slider value would become the delay
+        self._timer.start()
 
     def _build_point_plots(self):
         def small(plot, title):

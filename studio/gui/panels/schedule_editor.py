@@ -87,7 +87,7 @@ class ScheduleEditor(QWidget):
             self.family.addItem(f"{entry.name}  ({kind})" if kind else entry.name, entry.name)
             self.family.setItemData(self.family.count() - 1, entry.description, Qt.ItemDataRole.ToolTipRole)
         self.form = ParameterForm()
-        self.custom_hint = QLabel("Drag the white points on the log-SNR plot. Double-click the plot to add "
+        self.custom_hint = QLabel("Drag the round points on the log-SNR plot. Double-click the plot to add "
                                   "a point, double-click a point to remove it.")
         self.custom_hint.setWordWrap(True)
         self.banner = MessageBanner()

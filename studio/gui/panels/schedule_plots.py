@@ -58,7 +58,8 @@ class SchedulePlots(pg.GraphicsLayoutWidget):
             p.addItem(cursor, ignoreBounds=True)
             p.cursor = cursor
             self.plots[key] = p
-        self.legend = self.plots["log_snr"].addLegend(offset=(-8, 8), labelTextColor="k",
+        # bottom left: log-SNR curves fall from top left to bottom right, so it stays clear
+        self.legend = self.plots["log_snr"].addLegend(offset=(8, -8), labelTextColor="k",
                                                       brush=pg.mkBrush(255, 255, 255, 220))
         self.control_points = ControlPointsItem(on_points_moved)
         self.plots["log_snr"].addItem(self.control_points)

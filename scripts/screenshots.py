@@ -1,0 +1,106 @@
+"""Save PNG screenshots of the app's window and of each panel, to look at.
+
+    python scripts/screenshots.py [OUT_DIR]        (default: shots/)
+
+Without a display it re-runs itself under ``xvfb-run`` (a real X server) when that is
+installed, else it falls back to Qt's offscreen platform. Settings go to a temporary
+file, never to the user's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+SCREEN = "1600x1000x24"
+
+
+def reexec_under_xvfb() -> None:
+    if os.environ.get("DISPLAY") or os.environ.get("QT_QPA_PLATFORM") or os.environ.get("_STUDIO_SHOTS_XVFB"):
+        return
+    if shutil.which("xvfb-run"):
+        env = {**os.environ, "_STUDIO_SHOTS_XVFB": "1"}
+        cmd = ["xvfb-run", "-a", "-s", f"-screen 0 {SCREEN}", sys.executable, *sys.argv]
+        sys.exit(subprocess.call(cmd, env=env))
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def settle(app, seconds: float = 0.4) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0] if argv else "shots")
+    out.mkdir(parents=True, exist_ok=True)
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    from studio.core.schedules import make_schedule
+    from studio.gui.app import build_window, default_state
+
+    settings = QSettings(str(Path(tempfile.mkdtemp()) / "studio.ini"), QSettings.Format.IniFormat)
+    state = default_state()
+    window = build_window(state, settings=settings)
+    window.resize(1500, 920)
+    window.show()
+    settle(app, 1.0)
+    saved = []
+
+    def shot(widget, name: str) -> None:
+        settle(app)
+        path = out / name
+        widget.grab().save(str(path))
+        saved.append(path)
+
+    editor, data = window.panel("schedule"), window.panel("data")
+    shot(window, "window_default.png")
+    shot(data, "panel_data_points.png")
+
+    # several schedules overlaid, a custom one selected (control points shown)
+    for family in ("cosine", "vdm_fixed", "custom"):
+        state.add_schedule(family, make_schedule(family))
+    editor.select(len(state.schedules) - 1)
+    editor.preview.set_t(0.35)
+    shot(editor, "panel_schedule_overlay_custom.png")
+
+    # a variance-exploding schedule: sigma gets a log axis
+    state.add_schedule("geometric", make_schedule("geometric"))
+    editor.select(len(state.schedules) - 1)
+    shot(editor, "panel_schedule_ve.png")
+
+    # a bad parameter shown inline
+    editor.select(0)
+    editor.form.editors["beta_end"].setText("1.5")
+    editor.apply_parameters()
+    shot(editor, "panel_schedule_bad_value.png")
+    editor.form.editors["beta_end"].setText("0.02")
+    editor.apply_parameters()
+
+    # images: digits at 16 x 16
+    data.select_source("digits")
+    data.resolution.setCurrentIndex(data.resolution.findData(16))
+    data.load()
+    deadline = time.monotonic() + 20
+    while data.loading and time.monotonic() < deadline:
+        settle(app, 0.1)
+    shot(data, "panel_data_images.png")
+    shot(window, "window_images.png")
+
+    window.close()
+    for path in saved:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    reexec_under_xvfb()
+    sys.exit(main(sys.argv[1:]))
