@@ -1,0 +1,186 @@
+"""Reverse-process trajectories in HDF5, written step by step as sampling goes.
+
+Layout (DESIGN.md 3): ``x_t``, ``x0_hat`` and ``eps_hat`` as float16 ``(steps, N, ...)``,
+one uncompressed chunk per step (PITFALLS.md: h5py holds one global lock, so small
+uncompressed chunks keep a reader on another thread from stalling; noisy float16 barely
+compresses anyway); ``index``, ``t``, ``log_snr``, ``sigma`` per step; ``samples``
+(the final states) once sampling ends; the run's config and the sampling settings as
+attributes. ``x_t`` and ``x0_hat`` are in the data's raw scale, ``eps_hat`` in noise units.
+
+The file is readable while it is written, from this process or another (SWMR): the
+writer uses ``libver="latest"``, creates every dataset first, switches
+``swmr_mode`` on and flushes after each step; progress is the ``steps_written``
+dataset (a counter in a dataset, not an attribute, which SWMR readers cannot refresh).
+Because readers follow it while it grows, this file is written in place rather than
+renamed into place; ``steps_written`` < ``steps`` (attribute) marks one that was cut short.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..core.errors import DataError
+
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+PER_STEP = ("index", "t", "log_snr", "sigma")
+ARRAYS = ("x_t", "x0_hat", "eps_hat")
+
+
+def _half(x: Any) -> np.ndarray:
+    """float16 without overflow to inf (very noisy states of a variance-exploding process)."""
+    return np.clip(np.asarray(x, dtype=np.float32), -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
+
+
+def _attr(value: Any) -> Any:
+    """Attributes as HDF5 understands them: numbers, strings, or JSON for the rest."""
+    if isinstance(value, (bool, int, float, str, np.number)):
+        return value
+    return json.dumps(value)
+
+
+class TrajectoryWriter:
+    """``append`` one step at a time; ``close`` (or the context manager) finishes the file."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        steps: int,
+        sample_shape: tuple[int, ...],
+        attrs: dict[str, Any] | None = None,
+        eps_hat: bool = True,
+    ):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.steps = int(steps)
+        self.sample_shape = tuple(int(s) for s in sample_shape)
+        self.arrays = ARRAYS if eps_hat else ARRAYS[:2]
+        self.written = 0
+        f = self._file = h5py.File(self.path, "w", libver="latest")
+        f.attrs["steps"] = self.steps
+        f.attrs["sample_shape"] = list(self.sample_shape)
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = _attr(value)
+        # every dataset exists before SWMR starts (SWMR cannot create objects)
+        for name in self.arrays:
+            f.create_dataset(
+                name,
+                shape=(0, *self.sample_shape),
+                maxshape=(self.steps, *self.sample_shape),
+                chunks=(1, *self.sample_shape),
+                dtype=np.float16,
+            )
+        for name in PER_STEP:
+            dtype = np.int64 if name == "index" else np.float64
+            f.create_dataset(name, shape=(0,), maxshape=(self.steps,), chunks=(max(1, min(self.steps, 1024)),), dtype=dtype)
+        f.create_dataset("samples", shape=self.sample_shape, dtype=np.float32)
+        f.create_dataset("steps_written", data=np.int64(0))
+        f.swmr_mode = True
+
+    def append(self, index: int, t: float, log_snr: float, sigma: float, x_t: Any, x0_hat: Any, eps_hat: Any = None) -> None:
+        if self.written >= self.steps:
+            raise ValueError(f"trajectory {self.path} holds {self.steps} steps; got one more")
+        f, i = self._file, self.written
+        values = {"x_t": x_t, "x0_hat": x0_hat, "eps_hat": eps_hat}
+        for name in self.arrays:
+            ds = f[name]
+            ds.resize(i + 1, axis=0)
+            ds[i] = _half(values[name])
+        for name, value in zip(PER_STEP, (index, t, log_snr, sigma)):
+            ds = f[name]
+            ds.resize(i + 1, axis=0)
+            ds[i] = value
+        self.written = i + 1
+        f["steps_written"][()] = self.written
+        f.flush()
+
+    def finish(self, samples: Any) -> None:
+        """Store the final states (raw scale, float32)."""
+        self._file["samples"][...] = np.asarray(samples, dtype=np.float32)
+        self._file.flush()
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.flush()
+            self._file.close()
+
+    def __enter__(self) -> "TrajectoryWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class TrajectoryReader:
+    """Read a trajectory, also while another thread or process writes it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise DataError(f"trajectory file {self.path} does not exist")
+        try:
+            self._file = h5py.File(self.path, "r", libver="latest", swmr=True)
+        except OSError:
+            try:  # a file written without SWMR (e.g. by another tool)
+                self._file = h5py.File(self.path, "r")
+            except OSError as exc:
+                raise DataError(f"trajectory file {self.path} is not a readable HDF5 file: {exc}") from None
+        missing = [n for n in ("x_t", "x0_hat", *PER_STEP) if n not in self._file]
+        if missing:
+            raise DataError(f"trajectory file {self.path} lacks dataset(s) {', '.join(missing)}")
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self._file.attrs)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        raw = self._file.attrs.get("config")
+        return json.loads(raw) if isinstance(raw, str) else {}
+
+    @property
+    def steps(self) -> int:
+        """Steps the finished file will hold."""
+        return int(self._file.attrs.get("steps", len(self._file["t"])))
+
+    def refresh(self) -> None:
+        if self._file.swmr_mode:
+            for name in self._file:
+                self._file[name].refresh()
+
+    def __len__(self) -> int:
+        """Steps readable now."""
+        self.refresh()
+        if "steps_written" in self._file:
+            return int(self._file["steps_written"][()])
+        return len(self._file["t"])
+
+    def step(self, i: int) -> dict[str, Any]:
+        n = len(self)
+        if not -n <= i < n:
+            raise IndexError(f"step {i} of trajectory {self.path} with {n} steps written")
+        i %= n
+        f = self._file
+        out: dict[str, Any] = {name: float(f[name][i]) for name in ("t", "log_snr", "sigma")}
+        out["index"] = int(f["index"][i])
+        for name in ARRAYS:
+            if name in f:
+                out[name] = f[name][i].astype(np.float32)
+        return out
+
+    def samples(self) -> np.ndarray:
+        return self._file["samples"][...]
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.close()
+
+    def __enter__(self) -> "TrajectoryReader":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
