@@ -199,7 +199,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
                 strip.append(event.x_t[:8])
         elif isinstance(event, Finished):
             if bar:
-                bar.update(total)
+                if bar.done < total:
+                    bar.update(total)
                 bar.close()
             if event.result.get("cancelled"):
                 print(f"interrupted at step {event.step}", file=sys.stderr)

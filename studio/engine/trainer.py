@@ -171,8 +171,6 @@ def train_job(
         if config is None:
             raise ConfigError("train_job needs a config (or resume=True with a run directory)")
         cfg = as_config(config)
-        if run.exists() or run.checkpoints():
-            raise RunError(f"run directory {run.path} already holds a run; resume it or choose another output folder")
     if steps is not None:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ConfigError(f"--steps {steps!r}: expected an integer >= 1")
@@ -227,6 +225,8 @@ def train_job(
             order.load_state_dict(state["data"])
             start, elapsed0 = int(state["step"]), float(state.get("elapsed", 0.0))
             loss_smooth = float(state.get("loss_smooth", math.nan))
+    if not resume and (run.exists() or run.checkpoints()):
+        raise RunError(f"run directory {run.path} already holds a run; resume it or choose another output folder")
     total = int(tr["steps"])
     if start >= total:
         raise ConfigError(f"run {run.path} is already at step {start} of [train] steps = {total}; pass a larger --steps")
