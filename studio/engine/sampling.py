@@ -86,7 +86,7 @@ def sample_job(
     try:
         for rec in records_iter:
             control.checkpoint()
-            x_t, x0 = info.to_raw(rec.x_t), info.to_raw(rec.x0_hat)
+            x_t, x0 = info.to_raw(rec.x_t).copy(), info.to_raw(rec.x0_hat).copy()
             eps = rec.eps_hat.float().cpu().numpy().copy()
             if writer is not None:
                 writer.append(rec.index, rec.t, rec.log_snr, rec.sigma, x_t, x0, eps)

@@ -290,11 +290,9 @@ def train_job(
         rows[-1]["steps_per_s"] = rate
         if writer is not None:
             writer.write(rows)
-        lam = torch.cat([a for a, _ in buf_levels]).float().cpu().numpy()
-        lvl = torch.cat([b for _, b in buf_levels]).float().cpu().numpy()
-        if len(lam) > LEVELS_PER_PROGRESS:
-            keep = slice(len(lam) - LEVELS_PER_PROGRESS, None)
-            lam, lvl = lam[keep].copy(), lvl[keep].copy()
+        # numpy copies owning their memory: nothing the worker keeps touches them
+        lam = torch.cat([a for a, _ in buf_levels])[-LEVELS_PER_PROGRESS:].float().cpu().numpy().copy()
+        lvl = torch.cat([b for _, b in buf_levels])[-LEVELS_PER_PROGRESS:].float().cpu().numpy().copy()
         event = Progress(
             step, total, losses[-1], loss_smooth, lam, lvl, norms[-1], buf_lr[-1],
             rate * batch * ctx.world, (total - step) / max(rate, 1e-9), memory_figures(dev),
