@@ -46,8 +46,10 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         d = self.current_decay()
         self.num_updates += 1
-        for shadow, p in zip(self.module.parameters(), model.parameters()):
-            shadow.lerp_(p.detach().to(shadow.dtype), 1.0 - d)
+        shadows = list(self.module.parameters())
+        weights = [p.detach().to(s.dtype) for s, p in zip(shadows, model.parameters())]
+        if shadows:  # one fused call: a python loop of lerp_ cost ~2x on CPU (bench_trainer)
+            torch._foreach_lerp_(shadows, weights, 1.0 - d)
         for shadow, b in zip(self.module.buffers(), model.buffers()):
             shadow.copy_(b)
 
