@@ -42,7 +42,8 @@ class GaussianDenoiser(nn.Module):
 
     def __init__(self, variance_preserving: bool, prediction: str = "eps", mu=MU, s=S):
         super().__init__()
-        self.vp, self.prediction, self.mu, self.s = variance_preserving, prediction, mu.double(), s
+        self.vp, self.prediction, self.s = variance_preserving, prediction, s
+        self.register_buffer("mu", mu.double())
 
     def forward(self, x_in: torch.Tensor, log_snr: torch.Tensor) -> torch.Tensor:
         lam = log_snr.double()[:, None]
@@ -295,3 +296,15 @@ def test_num_records_of_langevin():
     method, lang = make_method("ncsn"), SAMPLERS.get("langevin")
     assert lang.num_records(method, 7, n_steps_each=3) == 22  # L x T + the denoising step
     assert lang.num_records(method, 7, n_steps_each=3, denoise=False) == 21
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("sampler_name,method_name", PAIRS)
+def test_cuda(sampler_name, method_name):
+    """A method and net moved to the GPU sample there, with a GPU generator."""
+    method = make_method(method_name).cuda()
+    net = GaussianDenoiser(method.schedule.variance_preserving).cuda()
+    g = torch.Generator(device="cuda").manual_seed(0)
+    records = list(SAMPLERS.get(sampler_name)(method, net, (256, 2), 5, g, x_init=torch.zeros(256, 2, device="cuda")))
+    assert all(r.x_next.is_cuda and r.x0_hat.is_cuda for r in records)
+    assert torch.isfinite(records[-1].x_next).all()

@@ -127,8 +127,10 @@ def grid_times(schedule: Schedule, steps: int, t_start: float = 1.0) -> Tensor:
 def levels_at(schedule: Schedule, times: Tensor) -> list[Level]:
     """log-SNR, alpha and sigma at ``times``, as floats (VDM eq. 3-4 for variance
     preserving processes; alpha = 1, sigma = exp(-lambda / 2) for exploding ones)."""
+    # the schedule's own device (a method moved to the GPU takes its schedule along)
+    device = next(iter([*schedule.parameters(), *schedule.buffers()]), times).device
     with torch.no_grad():  # a learned schedule's parameters are not trained here
-        lam = schedule.log_snr(times).detach().to(torch.float64).cpu()
+        lam = schedule.log_snr(times.to(device)).detach().to(torch.float64).cpu()
     if schedule.variance_preserving:
         alpha, sigma = torch.sigmoid(lam).sqrt(), torch.sigmoid(-lam).sqrt()
     else:
