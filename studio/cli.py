@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--plugins", metavar="DIR", help="also load the plugins (*.py) in this folder; installed "
+                   "entry points (group studio.plugins) always load")
     sub = p.add_subparsers(dest="command", metavar="{train,sample,schedule,evaluate,gui}")
 
     t = sub.add_parser("train", help="train a model from a TOML config", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -329,6 +331,17 @@ def cmd_gui(args: argparse.Namespace) -> int:
     return int(studio.gui.app.main([args.run_dir] if args.run_dir else []) or 0)
 
 
+def load_cli_plugins(folder: str | None) -> None:
+    """Installed entry points and the folder named on the command line, nothing else
+    (a plugin is code: it runs only where the user put it). A broken plugin is a
+    warning, not a failure: the registered names work without it."""
+    from .plugins import load_plugins
+
+    report = load_plugins(folder)
+    for source, message in report.errors:
+        print(f"warning: plugin {source}: {message}", file=sys.stderr)
+
+
 COMMANDS = {"train": cmd_train, "sample": cmd_sample, "schedule": cmd_schedule, "evaluate": cmd_evaluate, "gui": cmd_gui}
 
 
@@ -345,6 +358,10 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     from .core.errors import StudioError
 
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        return USAGE
+    load_cli_plugins(args.plugins)
     try:
         return COMMANDS[args.command](args)
     except (StudioError, UsageError) as exc:

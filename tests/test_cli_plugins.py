@@ -1,0 +1,37 @@
+"""Plugins reach the command only from installed entry points and the folder named by
+``--plugins``: the example plugin's schedule is unknown without the flag and usable with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.test_cli import run_cli
+
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+
+
+def test_a_plugin_schedule_needs_the_folder(tmp_path):
+    without = run_cli("schedule", "shifted_cosine", "--json")
+    assert without.returncode == 2
+    assert "shifted_cosine" in without.stderr
+
+    with_folder = run_cli("--plugins", PLUGINS, "schedule", "shifted_cosine", "resolution=64", "--json")
+    assert with_folder.returncode == 0, with_folder.stderr
+    curves = json.loads(with_folder.stdout)
+    assert curves["schedule"]["family"] == "shifted_cosine"
+    log_snr = curves["curves"]["log_snr"]
+    assert all(a > b for a, b in zip(log_snr, log_snr[1:]))  # a valid schedule came back
+
+
+def test_a_broken_plugin_is_a_warning_naming_the_file(tmp_path):
+    (tmp_path / "broken.py").write_text("raise RuntimeError('this plugin is broken')\n")
+    proc = run_cli("--plugins", tmp_path, "schedule", "linear")
+    assert proc.returncode == 0, proc.stderr
+    assert "broken.py" in proc.stderr and "this plugin is broken" in proc.stderr
+
+
+def test_a_missing_plugins_folder_is_named(tmp_path):
+    proc = run_cli("--plugins", tmp_path / "nowhere", "schedule", "linear")
+    assert proc.returncode == 0
+    assert "nowhere" in proc.stderr
