@@ -37,6 +37,7 @@ def build_window(state: AppState, settings=None):
     from studio.gui.panels import PANELS
 
     window = MainWindow(state, settings=settings)
+    window.load_plugins(window.settings.value("plugins/folder", "") or None)  # before panels list names
     for spec in PANELS:
         widget = spec.factory(state, window) if spec.needs_window else spec.factory(state)
         window.add_panel(spec.key, spec.title, widget, area=spec.area, tabify_with=spec.tabify_with)

@@ -123,6 +123,8 @@ class MainWindow(QMainWindow):
         self.recent_data_menu = file.addMenu("Recent data")
         self._action(file, "Open &run…", self.ask_open_run, "Ctrl+Shift+O", "Open a run directory")
         self.recent_runs_menu = file.addMenu("Recent runs")
+        self._action(file, "&Plugins folder…", self.ask_plugins_folder,
+                     tip="Load schedules, samplers, networks or datasets from the *.py files of a folder")
         file.addSeparator()
         self._action(file, "&Export plots…", self.ask_export_plots, "Ctrl+E", "Save every panel's plots as PNG")
         file.addSeparator()
@@ -155,6 +157,22 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"run directory not found: {path}", 8000)
             return
         self.state.set_run_dir(path)
+
+    def ask_plugins_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Plugins folder", self.settings.value("plugins/folder", "") or "")
+        if folder:
+            self.load_plugins(folder)
+
+    def load_plugins(self, folder: str | Path | None) -> None:
+        """Installed entry points and the chosen folder (remembered for the next start);
+        a broken plugin is reported by file and the others still load."""
+        report = self.state.load_plugins(folder)
+        self.settings.setValue("plugins/folder", str(folder) if folder else "")
+        added = sum(len(names) for names in report.added.values())
+        text = f"plugins: {len(report.loaded)} loaded, {added} name(s) added"
+        if report.errors:
+            text += "; failed: " + "; ".join(f"{source}: {message}" for source, message in report.errors)
+        self.statusBar().showMessage(text, 15000)
 
     def ask_export_plots(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Export plots to folder")

@@ -13,6 +13,8 @@ Events (all psygnal ``Signal``s, connect with ``state.<event>.connect(callback)`
 * ``schedule_edited(index)``: entry ``index`` got a new schedule (parameters, dragging).
 * ``training_schedule_changed(schedule)``: "use for training" picked a schedule.
 * ``run_dir_changed(path)``: the run the viewer and monitor look at (``Path`` or None).
+* ``plugins_changed(report)``: plugins were (re)loaded; panels that list registry
+  names (schedule families, data sources) refill their lists.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 from psygnal import Signal
 
 from studio.core.schedules import Schedule
+from studio.plugins import PluginReport, load_plugins, unload_plugins
 
 # distinct, colour-blind friendly (Okabe-Ito), cycled for overlaid schedules
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")
@@ -44,6 +47,7 @@ class AppState:
     schedule_edited = Signal(int)
     training_schedule_changed = Signal(object)
     run_dir_changed = Signal(object)
+    plugins_changed = Signal(object)
 
     def __init__(self) -> None:
         self.dataset = None  # studio.core.data.Dataset | None
@@ -51,6 +55,7 @@ class AppState:
         self.schedules: list[ScheduleEntry] = []
         self.training_schedule: Schedule | None = None
         self.run_dir: Path | None = None
+        self.plugins_folder: Path | None = None
         self._colors_used = 0
 
     # --- data ----------------------------------------------------------------------
@@ -107,3 +112,16 @@ class AppState:
     def set_run_dir(self, path: str | Path | None) -> None:
         self.run_dir = None if path is None else Path(path)
         self.run_dir_changed.emit(self.run_dir)
+
+    # --- plugins -------------------------------------------------------------------
+    def load_plugins(self, folder: str | Path | None = None) -> PluginReport:
+        """Installed entry points plus the one plugins folder the user chose (nothing
+        else is ever imported). Choosing another folder takes the old one's
+        contributions out of the registries first."""
+        folder = Path(folder).expanduser() if folder else None
+        if folder != self.plugins_folder:
+            unload_plugins()
+        report = load_plugins(folder)
+        self.plugins_folder = folder
+        self.plugins_changed.emit(report)
+        return report

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QSignalBlocker, Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -105,14 +105,7 @@ class DataPanel(QWidget):
         # combo items carry a string key (Qt compares those in findData); _sources maps it
         self.source = QComboBox()
         self._sources: dict[str, tuple[str, str | None]] = {}
-        for name in toy_names():
-            self._add_source(f"2-D toy: {name}", "toy", name)
-        for name in core_data.FILE_SOURCES:
-            if name in DATASETS:
-                self._add_source(FILE_LABELS.get(name, name), name, None)
-        for name in DATASETS.names():  # plugins' datasets
-            if name not in core_data.FILE_SOURCES and name not in toy_names():
-                self._add_source(name, name, None)
+        self._fill_sources()
 
         self.path = QLineEdit()
         self.path.setPlaceholderText("file or folder")
@@ -209,6 +202,7 @@ class DataPanel(QWidget):
         self.load_button.clicked.connect(self.load)
         self.cancel_button.clicked.connect(self.cancel)
         state.dataset_changed.connect(self._on_dataset_changed)
+        state.plugins_changed.connect(self._fill_sources)
 
         self._set_busy(False)
         self._on_source_changed()
@@ -219,6 +213,25 @@ class DataPanel(QWidget):
     @staticmethod
     def _source_key(source: str, name: str | None) -> str:
         return f"{source}:{name}" if source == "toy" else source
+
+    def _fill_sources(self, *_: Any) -> None:
+        """Toy sets, file sources, then whatever plugins registered; keeps the choice."""
+        current = self.source.currentData()
+        with QSignalBlocker(self.source):
+            self.source.clear()
+            self._sources.clear()
+            for name in toy_names():
+                self._add_source(f"2-D toy: {name}", "toy", name)
+            for name in core_data.FILE_SOURCES:
+                if name in DATASETS:
+                    self._add_source(FILE_LABELS.get(name, name), name, None)
+            for name in DATASETS.names():  # plugins' datasets
+                if name not in core_data.FILE_SOURCES and name not in toy_names():
+                    self._add_source(name, name, None)
+            index = self.source.findData(current) if current is not None else -1
+            self.source.setCurrentIndex(max(index, 0))
+        if current is not None and index < 0:  # its plugin went away: show the first source
+            self._on_source_changed()
 
     def _add_source(self, label: str, source: str, name: str | None) -> None:
         key = self._source_key(source, name)

@@ -82,10 +82,7 @@ class ScheduleEditor(QWidget):
         self.add_button.setToolTip("Add a schedule of the selected family with default parameters")
         self.remove_button = QPushButton("Remove")
         self.family = QComboBox()
-        for entry in SCHEDULES.entries():
-            kind = entry.meta.get("kind", "")
-            self.family.addItem(f"{entry.name}  ({kind})" if kind else entry.name, entry.name)
-            self.family.setItemData(self.family.count() - 1, entry.description, Qt.ItemDataRole.ToolTipRole)
+        self._fill_families()
         self.form = ParameterForm()
         self.custom_hint = QLabel("Drag the round points on the log-SNR plot. Double-click the plot to add "
                                   "a point, double-click a point to remove it.")
@@ -192,6 +189,7 @@ class ScheduleEditor(QWidget):
         state.schedule_edited.connect(self._on_schedule_edited)
         state.dataset_changed.connect(self._on_dataset_changed)
         state.training_schedule_changed.connect(self._on_training_changed)
+        state.plugins_changed.connect(self._fill_families)
 
         self.preview.set_dataset(state.dataset)
         self._on_schedules_changed()
@@ -266,6 +264,17 @@ class ScheduleEditor(QWidget):
         self._diag_timer.start()
 
     # --- editing -----------------------------------------------------------------------
+    def _fill_families(self, *_: object) -> None:
+        """Every registered family (plugins' too, after they load); keeps the choice."""
+        current = self.family.currentData()
+        self.family.clear()
+        for entry in SCHEDULES.entries():
+            kind = entry.meta.get("kind", "")
+            self.family.addItem(f"{entry.name}  ({kind})" if kind else entry.name, entry.name)
+            self.family.setItemData(self.family.count() - 1, entry.description, Qt.ItemDataRole.ToolTipRole)
+        if current is not None and self.family.findData(current) >= 0:
+            self.family.setCurrentIndex(self.family.findData(current))
+
     def _on_family_chosen(self, combo_index: int) -> None:
         family = self.family.itemData(combo_index)
         old = self.state.schedules[self.current].schedule
