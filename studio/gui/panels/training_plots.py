@@ -1,0 +1,121 @@
+"""The training monitor's plots, drawn from a ``TrainingHistory`` at display rate.
+
+Items are created once; ``refresh()`` (called by the panel's timer, not per event) hands
+each curve its buffer view with one ``setData`` and the heatmap one
+``setImage(autoLevels=False)``. Long curves are downsampled by pyqtgraph (peak mode,
+clipped to view: PITFALLS.md), so a long run costs a frame what a short one does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+import pyqtgraph.exporters
+from PySide6.QtCore import Qt
+
+from .training_buffers import TrainingHistory
+
+BLUE, ORANGE, GREEN, PURPLE, GREY = "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#999999"
+
+
+class TrainingPlots(pg.GraphicsLayoutWidget):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setBackground("w")
+        self.plots: dict[str, pg.PlotItem] = {}
+        self.curves: dict[str, pg.PlotDataItem] = {}
+        self._version = -1
+        # no x links: pyqtgraph aligns linked plots by their on-screen overlap, which
+        # shifts the step ranges of plots in different columns; each autoranges instead
+        layout = [  # key, title, row, col, colspan, x label, log y
+            ("loss", "loss: raw (grey), smoothed", 0, 0, 2, "step", False),
+            ("levels", "loss by noise level (recent)", 0, 2, 1, "log-SNR λ", False),
+            ("heatmap", "log₁₀ loss by noise level over training", 1, 0, 2, "step", False),
+            ("schedule", "schedule λ(t)", 1, 2, 1, "t", False),
+            ("grad_norm", "gradient norm", 2, 0, 1, "step", False),
+            ("lr", "learning rate", 2, 1, 1, "step", False),
+            ("samples_per_s", "samples / s", 2, 2, 1, "step", False),
+            ("memory", "memory (MB)", 3, 0, 1, "step", False),
+            ("utilization", "CPU %", 3, 1, 1, "step", False),
+        ]
+        for key, title, row, col, span, xlabel, log_y in layout:
+            p = self.addPlot(row=row, col=col, colspan=span)
+            p.setTitle(title, size="9pt")
+            p.setLabel("bottom", xlabel)
+            p.showGrid(x=True, y=True, alpha=0.25)
+            p.setLogMode(y=log_y)
+            p.setMenuEnabled(False)
+            p.setDownsampling(auto=True, mode="peak")
+            p.setClipToView(True)
+            self.plots[key] = p
+
+        pen = lambda color, width=1.5, **kw: pg.mkPen(color, width=width, **kw)  # noqa: E731
+        self.curves["loss"] = self.plots["loss"].plot(pen=pen(GREY, 1))
+        self.curves["loss_smooth"] = self.plots["loss"].plot(pen=pen(BLUE, 2))
+        self.curves["levels"] = self.plots["levels"].plot(pen=pen(BLUE), symbol="o", symbolSize=4,
+                                                          symbolBrush=BLUE, connect="finite")
+        self.curves["grad_norm"] = self.plots["grad_norm"].plot(pen=pen(ORANGE))
+        self.curves["lr"] = self.plots["lr"].plot(pen=pen(GREEN))
+        self.curves["samples_per_s"] = self.plots["samples_per_s"].plot(pen=pen(PURPLE))
+        self.curves["memory"] = self.plots["memory"].plot(pen=pen(BLUE))
+        self.curves["memory_peak"] = self.plots["memory"].plot(pen=pen(ORANGE, style=Qt.PenStyle.DashLine))
+        self.curves["utilization"] = self.plots["utilization"].plot(pen=pen(GREEN))
+        self.schedule_start = self.plots["schedule"].plot(pen=pen(GREY, 1, style=Qt.PenStyle.DashLine))
+        self.schedule_now = self.plots["schedule"].plot(pen=pen(BLUE, 2))
+        self.plots["schedule"].setXRange(0.0, 1.0, padding=0.02)
+
+        self.heatmap = pg.ImageItem(axisOrder="col-major")
+        self.heatmap.setColorMap(pg.colormap.get("viridis"))
+        self.plots["heatmap"].addItem(self.heatmap)
+        self.plots["heatmap"].setLabel("left", "log-SNR λ")
+        self.heatmap_bar = pg.ColorBarItem(colorMap=pg.colormap.get("viridis"), interactive=False, width=10)
+        self.heatmap_bar.setImageItem(self.heatmap, insert_in=self.plots["heatmap"])
+
+    # --- drawing -------------------------------------------------------------------------------
+    def refresh(self, history: TrainingHistory, force: bool = False) -> bool:
+        """Redraw from ``history`` if it changed since the last call; True if it drew."""
+        if history.version == self._version and not force:
+            return False
+        self._version = history.version
+        for key, series in history.series.items():
+            self.curves[key].setData(series.x, series.y)
+        levels = history.levels
+        seen = np.isfinite(levels.curve)
+        self.curves["levels"].setData(levels.centers[seen], levels.curve[seen])
+        image = levels.image()
+        if image.size and np.isfinite(image).any():
+            lo, hi = np.nanpercentile(image, [2, 98])
+            hi = hi if hi > lo else lo + 1e-3
+            self.heatmap.setImage(image, autoLevels=False, levels=(lo, hi))
+            self.heatmap.setRect(0.0, float(levels.edges[0]), float(levels.used * levels.span),
+                                 float(levels.edges[-1] - levels.edges[0]))
+            self.heatmap_bar.setLevels((lo, hi))
+        else:
+            self.heatmap.clear()
+        gpu = history.memory_kind == "cuda"
+        self.plots["memory"].setTitle("CUDA memory (MB): allocated, peak (dashed)" if gpu else "process RAM (MB)", size="9pt")
+        self.plots["utilization"].setTitle("GPU utilisation %" if gpu else "CPU %", size="9pt")
+        return True
+
+    def set_schedule(self, t: np.ndarray | None, log_snr: np.ndarray | None, initial: bool = False) -> None:
+        """The run's log-SNR curve; ``initial`` also draws it as the dashed start curve
+        (a learned VDM schedule then shows how far it moved)."""
+        if t is None:
+            self.schedule_now.setData([], [])
+            self.schedule_start.setData([], [])
+            return
+        self.schedule_now.setData(t, log_snr)
+        if initial:
+            self.schedule_start.setData(t, log_snr)
+
+    def has_data(self) -> bool:
+        x, _ = self.curves["loss_smooth"].getData()
+        return x is not None and len(x) > 0
+
+    def export_png(self, path: str | Path) -> Path:
+        exporter = pyqtgraph.exporters.ImageExporter(self.scene())
+        exporter.parameters()["width"] = max(800, self.width())
+        exporter.export(str(path))
+        return Path(path)
