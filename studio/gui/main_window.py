@@ -320,6 +320,11 @@ class MainWindow(QMainWindow):
                 self.resizeDocks(docks[:2], [380, 1100], Qt.Orientation.Horizontal)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        for panel in self.panels.values():
+            # a panel with running work may ask the user (training: stop and save?)
+            if hasattr(panel, "confirm_close") and not panel.confirm_close():
+                event.ignore()
+                return
         self.save_layout()
         for panel in self.panels.values():
             if hasattr(panel, "shutdown"):
