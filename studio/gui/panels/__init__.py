@@ -13,6 +13,7 @@ from typing import Callable
 
 from .data_panel import DataPanel
 from .schedule_editor import ScheduleEditor
+from .training_panel import TrainingPanel
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class PanelSpec:
 PANELS: list[PanelSpec] = [
     PanelSpec("data", "Data", DataPanel, area="left"),
     PanelSpec("schedule", "Schedule editor", ScheduleEditor, area="right"),
+    PanelSpec("training", "Training", TrainingPanel, area="right", tabify_with="schedule", needs_window=True),
 ]
 
-__all__ = ["PANELS", "PanelSpec", "DataPanel", "ScheduleEditor"]
+__all__ = ["PANELS", "PanelSpec", "DataPanel", "ScheduleEditor", "TrainingPanel"]
