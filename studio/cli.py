@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="{train,sample,schedule,evaluate,gui}")
 
     t = sub.add_parser("train", help="train a model from a TOML config", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    t.add_argument("config", help="CONFIG.toml (or, with --resume, a run directory)")
+    t.add_argument("config", help="CONFIG.toml, a shipped config by name (ddpm_toy, vdm_digits, ...), "
+                   "or, with --resume, a run directory")
     t.add_argument("--out", help="run directory (default: runs/<config name>)")
     t.add_argument("--steps", type=int, help="override [train] steps")
     t.add_argument("--device", choices=["cpu", "cuda", "auto"], help="override [train] device")
@@ -104,6 +105,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         if src.is_dir():
             raise UsageError(f"{src} is a directory; pass a CONFIG.toml (or add --resume to continue that run)")
+        if not src.exists() and src.suffix in ("", ".toml") and len(src.parts) == 1:
+            from .engine.presets import preset_path
+
+            src = preset_path(src.name)  # a shipped config by name: `train ddpm_toy`
         out = Path(args.out) if args.out else Path("runs") / src.stem
         config = src
     control = JobControl()

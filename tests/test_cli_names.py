@@ -1,5 +1,6 @@
-"""Plugins reach the command only from installed entry points and the folder named by
-``--plugins``: the example plugin's schedule is unknown without the flag and usable with it."""
+"""Names the command resolves: plugins come only from installed entry points and the
+folder named by ``--plugins`` (the example plugin's schedule is unknown without the flag
+and usable with it); shipped configs train by name."""
 
 from __future__ import annotations
 
@@ -35,3 +36,13 @@ def test_a_missing_plugins_folder_is_named(tmp_path):
     proc = run_cli("--plugins", tmp_path / "nowhere", "schedule", "linear")
     assert proc.returncode == 0
     assert "nowhere" in proc.stderr
+
+
+def test_a_shipped_config_trains_by_name(tmp_path):
+    proc = run_cli("train", "quick_toy", "--out", tmp_path / "run", "--steps", "20")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "run" / "config.toml").is_file()
+    bad = run_cli("train", "no_such_preset", "--out", tmp_path / "bad")
+    assert bad.returncode == 2
+    assert "no_such_preset" in bad.stderr and "ddpm_toy" in bad.stderr  # lists what is shipped
+    assert not (tmp_path / "bad").exists()
