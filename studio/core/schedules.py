@@ -18,6 +18,8 @@ network and every schedule saves and loads through ``state_dict``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import math
 from typing import Any, Sequence
 
@@ -43,7 +45,7 @@ def _check_steps(steps: Any) -> int:
     return int(steps)
 
 
-class Schedule(nn.Module):
+class Schedule(nn.Module, ABC):
     """Base class: subclasses implement :meth:`log_snr`; everything else follows."""
 
     family: str = ""
@@ -56,8 +58,9 @@ class Schedule(nn.Module):
         self.steps = _check_steps(steps)
 
     # --- the one curve -------------------------------------------------------------
-    def log_snr(self, t: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def log_snr(self, t: Tensor) -> Tensor:
+        """lambda(t) = log(alpha^2 / sigma^2), strictly decreasing in t (each family's own)."""
 
     # --- everything derived from it -------------------------------------------------
     def gamma(self, t: Tensor) -> Tensor:

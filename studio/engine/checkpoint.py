@@ -3,7 +3,7 @@
 A training state is a nest of dicts and lists holding tensors and plain values (model,
 EMA and method state dicts, the optimizer's state dict, RNG states, the data position).
 :func:`flatten` puts every tensor in the safetensors table under its dotted path and
-the rest, with a placeholder for each tensor, in a JSON string in the file's metadata;
+the rest, with a marker naming each tensor's path, in a JSON string in the file's metadata;
 :func:`unflatten` reverses it. Dicts whose keys are not all strings (the optimizer's
 per-parameter state is keyed by int) are stored as lists of pairs, so they come back
 with the same keys.

@@ -6,8 +6,8 @@ on this machine or copied from another (DESIGN.md 3).
                          without reloading it)
     metrics.jsonl        one JSON row per training step, appended in batches
     status.json          state (running | finished | failed | cancelled), step, message
-    checkpoints/step_XXXXXXXX.safetensors
-    previews/step_XXXXXXXX.png
+    checkpoints/step_00001000.safetensors  (the step, 8 digits)
+    previews/step_00001000.png
     samples/             outputs of ``sample`` unless told otherwise
 
 Readers are safe while a training process writes: a torn last line of the metrics is

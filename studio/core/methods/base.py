@@ -7,6 +7,8 @@ in ``method.parameters()`` and train with the network (docs/INTERFACES.md, core.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -68,7 +70,7 @@ def mean_dims(x: Tensor) -> Tensor:
     return x.reshape(x.shape[0], -1).mean(1)
 
 
-class Method(nn.Module):
+class Method(nn.Module, ABC):
     """A diffusion family: how to train a network and read its output.
 
     Subclasses set ``name`` and ``prediction`` and write :meth:`loss` (and
@@ -106,8 +108,9 @@ class Method(nn.Module):
         return randn(tuple(shape), generator, device) * self.schedule.prior_std()
 
     # --- training and evaluation --------------------------------------------------------
-    def loss(self, net: nn.Module, x0: Tensor, generator: torch.Generator | None = None) -> LossOutput:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def loss(self, net: nn.Module, x0: Tensor, generator: torch.Generator | None = None) -> LossOutput:
+        """The per-sample training objective and the noise levels drawn (each family's own)."""
 
     def nll_bound(self, net: nn.Module, x0: Tensor, generator: torch.Generator | None = None, **options: Any) -> dict[str, Tensor]:
         raise StudioError(f"method {self.name!r} has no likelihood bound")
