@@ -1,0 +1,240 @@
+"""The training monitor with real (tiny) training runs: start from the button, see the
+plots fill, pause, resume, stop, reopen and resume the run; TOML the CLI accepts; bad
+keys named; NaN stops; closing the window while training saves a checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from studio.engine.config import load_config
+from studio.engine.events import Finished
+from studio.engine.runs import RunDir
+from studio.engine.trainer import warm_up
+from studio.gui.panels.training_form import PRESET_DIR
+from studio.gui.panels.training_panel import TrainingPanel
+
+TINY = """
+[data]
+source = "toy"
+name = "8gaussians"
+n = 2000
+
+[schedule]
+family = "linear"
+steps = 50
+beta_start = 1e-3
+beta_end = 0.2
+
+[method]
+name = "ddpm"
+
+[network]
+kind = "mlp"
+hidden = 32
+depth = 1
+
+[train]
+steps = {steps}
+batch_size = 64
+lr = {lr}
+warmup = {warmup}
+log_every = 5
+checkpoint_every = {ckpt}
+preview_every = 100
+preview_n = 64
+preview_steps = 5
+seed = 0
+"""
+
+
+def tiny_toml(tmp_path: Path, steps: int = 20000, lr: str = "2e-3", warmup: int = 10, ckpt: int = 200) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.format(steps=steps, lr=lr, warmup=warmup, ckpt=ckpt))
+    return path
+
+
+@pytest.fixture
+def panel(qtbot, state, tmp_path):
+    warm_up()  # the app does this at start-up (PITFALLS.md)
+    p = TrainingPanel(state)
+    qtbot.addWidget(p)
+    p.runs_root.setText(str(tmp_path / "runs"))
+    p.resize(1200, 800)
+    p.show()
+    yield p
+    p.shutdown()
+
+
+def poll_and_step(panel: TrainingPanel, qtbot) -> int:
+    """Deliver what the worker queued, then the last step the monitor knows."""
+    panel.bridge.poll()
+    return panel.history.step
+
+
+def test_start_pause_resume_stop_and_reopen(qtbot, panel, tmp_path):
+    assert panel.load_toml(tiny_toml(tmp_path))
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    assert panel.mode == "training" and not panel.start_button.isEnabled()
+    run_dir = panel.run_dir
+    assert panel.state.run_dir == run_dir  # the viewer picks the run up
+
+    # the plots receive data: curves, the loss-by-level curve and the heatmap image
+    qtbot.waitUntil(lambda: panel.history.step >= 150, timeout=30_000)
+    panel.refresh()
+    x, y = panel.plots.curves["loss_smooth"].getData()
+    assert len(x) >= 30 and np.all(np.isfinite(y))
+    assert len(panel.plots.curves["grad_norm"].getData()[0]) == len(x)
+    assert len(panel.plots.curves["samples_per_s"].getData()[0]) == len(x)
+    assert len(panel.plots.curves["memory"].getData()[0]) == len(x)
+    assert len(panel.plots.curves["levels"].getData()[0]) >= 10  # log-SNR bins with losses
+    image = panel.plots.heatmap.image
+    assert image is not None and image.shape[0] >= 2 and np.isfinite(image).sum() > 20
+    assert "samples/s" in panel.status_label.text() and "ETA" in panel.status_label.text()
+    qtbot.waitUntil(lambda: any("preview at step" in m for _, m in panel.log.lines), timeout=30_000)
+
+    # pause: no step advances
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    assert panel.bridge.paused and panel.pause_button.text() == "Resume"
+    qtbot.wait(200)  # the step in flight lands
+    paused_at = poll_and_step(panel, qtbot)
+    rows_at = len(RunDir(run_dir).metrics())
+    qtbot.wait(300)
+    assert poll_and_step(panel, qtbot) == paused_at
+    assert len(RunDir(run_dir).metrics()) == rows_at
+
+    # resume: steps advance again
+    qtbot.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    assert not panel.bridge.paused and panel.pause_button.text() == "Pause"
+    qtbot.waitUntil(lambda: panel.history.step > paused_at + 20, timeout=20_000)
+
+    # stop: a checkpoint at the last step, status cancelled
+    with qtbot.waitSignal(panel.bridge.ended, timeout=30_000) as ended:
+        qtbot.mouseClick(panel.stop_button, Qt.MouseButton.LeftButton)
+    last = ended.args[0]
+    assert isinstance(last, Finished) and last.result["cancelled"]
+    run = RunDir(run_dir)
+    assert run.status()["state"] == "cancelled"
+    assert run.latest_checkpoint().name == f"step_{last.step:08d}.safetensors"
+    assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
+    assert panel.continue_button.isEnabled()
+    stopped = last.step
+
+    # reopen the run in a fresh panel: the plots hold its past metrics
+    other = TrainingPanel(panel.state)
+    qtbot.addWidget(other)
+    assert other.open_run(run_dir)
+    other.refresh()
+    x, _ = other.plots.curves["loss"].getData()
+    assert len(x) == stopped and x[0] == 1 and x[-1] == stopped
+    assert other.form.fields["steps"].value() == 20000  # the run's config is shown
+
+    # ... and resume it: the earlier metrics stay, new steps follow
+    other.form.fields["steps"].setValue(stopped + 60)
+    with qtbot.waitSignal(other.bridge.ended, timeout=60_000) as ended:
+        qtbot.mouseClick(other.continue_button, Qt.MouseButton.LeftButton)
+    assert isinstance(ended.args[0], Finished) and ended.args[0].step == stopped + 60
+    other.refresh()
+    x, _ = other.plots.curves["loss"].getData()
+    assert x[0] == 1 and x[-1] == stopped + 60
+    assert any(f"from step {stopped}" in m for _, m in other.log.lines)
+    assert RunDir(run_dir).status()["state"] == "finished"
+    other.shutdown()
+
+
+def test_saved_toml_loads_and_trains_with_the_cli(qtbot, panel, tmp_path):
+    panel.form.load_preset("quick_toy")
+    panel.form.fields["batch_size"].setValue(64)
+    panel.form.network_form.editors["hidden"].setValue(16)
+    path = tmp_path / "from_app.toml"
+    assert panel.save_toml(path), panel.banner.text()
+    cfg = load_config(path)
+    assert cfg.train["batch_size"] == 64 and cfg.network["hidden"] == 16
+    assert cfg.data["name"] == "8gaussians" and cfg.schedule["family"] == "linear"
+    assert cfg.train["device"] == "cpu"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "studio", "train", str(path), "--out", str(tmp_path / "cli"),
+                           "--steps", "20"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert RunDir(tmp_path / "cli").status()["state"] == "finished"
+
+
+def test_schedule_from_the_editor_goes_into_the_config(qtbot, panel, state):
+    from studio.core.schedules import make_schedule
+
+    state.add_schedule("mine", make_schedule("custom", points=[[0, 8], [0.4, 1], [1, -9]], steps=200))
+    state.use_for_training(len(state.schedules) - 1)
+    sections = panel.form.sections()
+    assert sections["schedule"] == {"family": "custom", "points": [[0.0, 8.0], [0.4, 1.0], [1.0, -9.0]], "steps": 200}
+    assert sections["data"] == state.data_options
+    panel.form.config()  # checks out
+    # NCSN cannot train with a variance-preserving schedule: said before anything starts
+    panel.form.method.setCurrentIndex(panel.form.method.findData("ncsn"))
+    panel.form._on_method_chosen(panel.form.method.currentIndex())
+    assert not panel.start()
+    assert "[method]" in panel.banner.text() and "variance-exploding" in panel.banner.text()
+    assert panel.mode == "idle"
+
+
+def test_bad_key_and_bad_value_are_named_and_the_panel_stays_usable(qtbot, panel, tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text((PRESET_DIR / "quick_toy.toml").read_text().replace("seed = 0", "seed = 0\nlearning_rate = 0.1"))
+    assert not panel.load_toml(bad)
+    assert "learning_rate" in panel.banner.text() and "[train]" in panel.banner.text()
+    panel.form.fields["lr"].setText("fast")
+    assert not panel.start()
+    assert "[train] lr" in panel.banner.text() and "fast" in panel.banner.text()
+    assert "d33" in panel.form.fields["lr"].styleSheet()  # the editor is marked
+    assert panel.mode == "idle" and panel.start_button.isEnabled()
+    # still usable: a good config loads and saves
+    assert panel.load_toml(PRESET_DIR / "quick_toy.toml")
+    assert panel.save_toml(tmp_path / "ok.toml")
+
+
+def test_nan_stop_is_logged_with_the_last_checkpoint(qtbot, panel, tmp_path):
+    assert panel.load_toml(tiny_toml(tmp_path, steps=400, lr="1e12", warmup=0, ckpt=1))
+    with qtbot.waitSignal(panel.bridge.ended, timeout=60_000) as ended:
+        assert panel.start()
+    failed = ended.args[0]
+    assert failed.nan
+    text = panel.log.text()
+    assert "NaN stop" in text and "checkpoint" in text
+    assert failed.checkpoint and Path(failed.checkpoint).name in text
+    assert panel.banner.level == "error" and "NaN stop" in panel.banner.text()
+    assert panel.start_button.isEnabled()
+
+
+def test_closing_the_window_while_training_asks_then_saves_a_checkpoint(qtbot, state, settings, tmp_path):
+    from studio.gui.app import build_window
+
+    warm_up()
+    window = build_window(state, settings=settings)
+    qtbot.addWidget(window)
+    window.show()
+    panel = window.panel("training")
+    panel.runs_root.setText(str(tmp_path / "runs"))
+    assert panel.load_toml(tiny_toml(tmp_path))
+    assert panel.start()
+    qtbot.waitUntil(lambda: panel.history.step >= 20, timeout=30_000)
+    assert window.progress_bar.isVisible()  # status-bar progress while training
+
+    asked = []
+    panel.ask_stop_on_close = lambda: asked.append(1) or False  # "No": keep training
+    assert not window.close()
+    assert asked and window.isVisible() and panel.bridge.running
+
+    panel.ask_stop_on_close = lambda: asked.append(1) or True  # "Yes": stop, save, close
+    assert window.close()
+    assert len(asked) == 2 and not panel.bridge.running
+    run = RunDir(panel.run_dir)
+    status = run.status()
+    assert status["state"] == "cancelled"
+    assert run.latest_checkpoint().name == f"step_{status['step']:08d}.safetensors"
+    assert json.loads((run.path / "status.json").read_text())["step"] > 0
