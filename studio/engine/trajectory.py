@@ -12,7 +12,7 @@ writer uses ``libver="latest"``, creates every dataset first, switches
 ``swmr_mode`` on and flushes after each step; progress is the ``steps_written``
 dataset (a counter in a dataset, not an attribute, which SWMR readers cannot refresh).
 Because readers follow it while it grows, this file is written in place rather than
-renamed into place; ``steps_written`` < ``steps`` (attribute) marks one that was cut short.
+renamed into place; ``steps_written`` < ``records`` (attribute) marks one that was cut short.
 """
 
 from __future__ import annotations
@@ -65,6 +65,9 @@ class TrajectoryWriter:
         f.attrs["sample_shape"] = list(self.sample_shape)
         for key, value in (attrs or {}).items():
             f.attrs[key] = _attr(value)
+        # the record count under its own name: a caller's ``steps`` attribute (the
+        # sampler's grid points) differs from it for Langevin (levels x steps per level)
+        f.attrs["records"] = self.steps
         # every dataset exists before SWMR starts (SWMR cannot create objects)
         for name in self.arrays:
             f.create_dataset(
@@ -145,7 +148,8 @@ class TrajectoryReader:
     @property
     def steps(self) -> int:
         """Steps the finished file will hold."""
-        return int(self._file.attrs.get("steps", len(self._file["t"])))
+        attrs = self._file.attrs
+        return int(attrs.get("records", attrs.get("steps", len(self._file["t"]))))
 
     def refresh(self) -> None:
         if self._file.swmr_mode:
@@ -171,6 +175,18 @@ class TrajectoryReader:
             if name in f:
                 out[name] = f[name][i].astype(np.float32)
         return out
+
+    def arrays(self, i: int, names: tuple[str, ...] = ARRAYS) -> dict[str, np.ndarray]:
+        """The stored float16 arrays of step ``i`` (no refresh, no conversion): the
+        viewer's lean path, one chunk read per array; ``i`` must be below ``len()``."""
+        f = self._file
+        return {name: f[name][i] for name in names if name in f}
+
+    def per_step(self) -> dict[str, np.ndarray]:
+        """``index``, ``t``, ``log_snr``, ``sigma`` of every step written so far (refresh
+        first, e.g. through ``len()``), one read each."""
+        n = int(self._file["steps_written"][()]) if "steps_written" in self._file else len(self._file["t"])
+        return {name: self._file[name][:n] for name in PER_STEP}
 
     def samples(self) -> np.ndarray:
         return self._file["samples"][...]

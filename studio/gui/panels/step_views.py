@@ -1,0 +1,212 @@
+"""What the viewer shows of one step.
+
+Images: x_t, predicted x0 and predicted noise side by side (and the score for NCSN),
+each one ``ImageGridView`` (one uint8 mosaic, PITFALLS.md). Showing a step is one chunk
+read per view and one ``setImage``.
+
+2-D data: one plot with x_t, the predicted x0 (faint), the paths of a few particles up
+to the current step, and the learned score at the current noise level as a vector
+field: the net evaluated on a grid (cheap for the MLP), drawn as one line item with
+``connect="pairs"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+import torch
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from studio.engine.export import as_uint8_nhwc
+from studio.gui.widgets import ImageGridView, ScatterView
+
+from .viewer_data import score_from_eps
+
+MAX_IMAGES = 64  # shown per view (an 8x8 grid); exports take every sample
+EPS_RANGE = 3.0  # noise shown from -3 to 3 (standard normal units)
+FIELD_GRID = 21  # vector field: FIELD_GRID^2 arrows
+VIEW_TITLES = {"x_t": "x_t", "x0_hat": "predicted x₀", "eps_hat": "predicted noise ε", "score": "score (scaled per step)"}
+
+
+# --- float arrays -> uint8 images, as shown ------------------------------------------------
+def display_images(step: dict[str, Any], view: str) -> np.ndarray:
+    """uint8 (N, H, W, C) of one view of a step (at most MAX_IMAGES): x_t and x0_hat are
+    in the data's raw scale [0, 1]; noise maps [-3, 3] to [0, 1]; the score, whose
+    size spans decades along the process, is scaled by 3 times its RMS."""
+    if view == "score":
+        s = score_from_eps(step["eps_hat"][:MAX_IMAGES], step["sigma"])
+        a = 0.5 + s / (6.0 * max(float(np.sqrt(np.mean(s * s))), 1e-12))
+    elif view == "eps_hat":
+        a = 0.5 + step["eps_hat"][:MAX_IMAGES].astype(np.float32) / (2 * EPS_RANGE)
+    else:
+        a = step[view][:MAX_IMAGES]
+    return as_uint8_nhwc(a)
+
+
+def titled(widget: QWidget, title: str) -> QWidget:
+    box = QWidget()
+    layout = QVBoxLayout(box)
+    layout.setContentsMargins(0, 0, 0, 0)
+    layout.setSpacing(1)
+    label = QLabel(title)
+    label.setStyleSheet("font-weight: 600;")
+    layout.addWidget(label)
+    layout.addWidget(widget, 1)
+    return box
+
+
+class ImageStepViews(QWidget):
+    """``show_step(step)``; ``views`` maps a view name to its ``ImageGridView``."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.views: dict[str, ImageGridView] = {}
+        self._boxes: dict[str, QWidget] = {}
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for name, title in VIEW_TITLES.items():
+            view = ImageGridView()
+            view.setMinimumSize(160, 160)
+            self.views[name] = view
+            self._boxes[name] = titled(view, title)
+            layout.addWidget(self._boxes[name], 1)
+        self.set_score_visible(False)
+
+    def set_score_visible(self, on: bool) -> None:
+        """The score view is NCSN's (its net is read as a score); others show eps."""
+        self._boxes["score"].setVisible(on)
+
+    def show_step(self, step: dict[str, Any]) -> None:
+        for name, view in self.views.items():
+            if self._boxes[name].isVisibleTo(self) and (name == "score" or name in step):
+                view.set_images(display_images(step, name))
+
+    def clear(self) -> None:
+        for view in self.views.values():
+            view.clear_images()
+
+
+class PointStepView(pg.PlotWidget):
+    """x_t of 2-D data with the score field, predicted x0 and particle paths."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent, background="w")
+        plot = self.plot_item = self.getPlotItem()
+        plot.setAspectLocked(True)
+        plot.showGrid(x=True, y=True, alpha=0.2)
+        plot.setMenuEnabled(False)
+        plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
+        self.field = pg.PlotDataItem(pen=pg.mkPen(120, 120, 120, 170, width=1), connect="pairs", name="score field")
+        self.heads = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(90, 90, 90, 200))
+        self.x0 = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(230, 159, 0, 110), name="predicted x₀")
+        self.points = pg.ScatterPlotItem(size=3.5, pen=None, brush=pg.mkBrush(0, 114, 178, 190), name="x_t")
+        self.paths = pg.PlotDataItem(pen=pg.mkPen("#CC79A7", width=1.5), connect="finite", name="particle paths")
+        self.path_heads = pg.ScatterPlotItem(size=7, pen=pg.mkPen("k"), brush=pg.mkBrush("#CC79A7"))
+        for item in (self.field, self.heads, self.x0, self.points, self.paths, self.path_heads):
+            plot.addItem(item)
+        self.bounds: tuple[float, float, float, float] | None = None
+        self.model = None  # (method, net, data_info) for the field
+        self.field_vectors: np.ndarray | None = None  # last field drawn (raw-scale score)
+
+    def set_bounds(self, bounds: tuple[float, float, float, float]) -> None:
+        """A fixed view for the whole trajectory (the field's grid covers it)."""
+        self.bounds = bounds
+        x0, x1, y0, y1 = bounds
+        self.plot_item.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+
+    def show_step(self, step: dict[str, Any], paths: list[np.ndarray] | None = None) -> None:
+        x = step["x_t"][:, :2].astype(np.float64)
+        self.points.setData(pos=x)
+        if "x0_hat" in step:
+            self.x0.setData(pos=step["x0_hat"][:, :2].astype(np.float64))
+        if paths:
+            upto = np.stack(paths)  # (steps, K, 2)
+            k = upto.shape[1]
+            # one line per particle, NaN between them (connect="finite")
+            lines = np.concatenate([upto.transpose(1, 0, 2), np.full((k, 1, 2), np.nan)], axis=1).reshape(-1, 2)
+            self.paths.setData(lines[:, 0], lines[:, 1])
+            self.path_heads.setData(pos=upto[-1])
+        self.show_field(step["t"])
+
+    def show_field(self, t: float) -> None:
+        """The learned score at time ``t`` on a grid over the view, arrows scaled to the
+        grid spacing (their direction and relative size are what one reads)."""
+        if self.model is None or self.bounds is None:
+            self.field.setData([], [])
+            self.heads.clear()
+            return
+        method, net, info = self.model
+        x0, x1, y0, y1 = self.bounds
+        gx, gy = np.meshgrid(np.linspace(x0, x1, FIELD_GRID), np.linspace(y0, y1, FIELD_GRID))
+        grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
+        with torch.no_grad():
+            xm = info.from_raw(grid)
+            tt = torch.full((len(xm),), float(t), dtype=torch.float64).clamp(1e-5, 1.0)
+            pred = method.predict(net, xm, tt.to(xm.dtype))
+            sigma = float(method.schedule.sigma(tt[:1]).item())
+            score = score_from_eps(pred.eps.numpy(), sigma) / info.scale.numpy()  # d/dx_raw
+        length = np.linalg.norm(score, axis=1, keepdims=True)
+        spacing = (x1 - x0) / (FIELD_GRID - 1)
+        scaled = score / max(float(np.quantile(length, 0.95)), 1e-12) * 0.9 * spacing
+        ends = grid + np.clip(scaled, -1.5 * spacing, 1.5 * spacing)
+        segments = np.stack([grid, ends], 1).reshape(-1, 2)
+        self.field.setData(segments[:, 0], segments[:, 1])
+        self.heads.setData(pos=ends)
+        self.field_vectors = score
+
+    def clear_step(self) -> None:
+        # not ``clear``: PlotWidget binds that name to PlotItem.clear, which removes every item
+        for item in (self.points, self.x0, self.heads, self.path_heads):
+            item.clear()
+        self.paths.setData([], [])
+        self.field.setData([], [])
+
+
+def points_bounds(*clouds: np.ndarray, margin: float = 0.08) -> tuple[float, float, float, float]:
+    """A square view holding the 1-99 % range of the given point clouds."""
+    p = np.concatenate([np.asarray(c, dtype=np.float64)[:, :2] for c in clouds])
+    p = p[np.isfinite(p).all(1)]
+    if not len(p):
+        return (-1.0, 1.0, -1.0, 1.0)
+    lo, hi = np.percentile(p, 1, axis=0), np.percentile(p, 99, axis=0)
+    mid, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * (1 + 2 * margin), 1e-6)
+    return (mid[0] - half, mid[0] + half, mid[1] - half, mid[1] + half)
+
+
+class CompareView(QWidget):
+    """The main run and a branch side by side: two image grids, or two scatters."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.images = (ImageGridView(), ImageGridView())
+        self.scatters = (ScatterView(), ScatterView(color="#D55E00"))
+        self.titles = (QLabel(), QLabel())
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        for k in range(2):
+            column = QVBoxLayout()
+            column.setSpacing(1)
+            column.addWidget(self.titles[k])
+            column.addWidget(self.images[k], 1)
+            column.addWidget(self.scatters[k], 1)
+            layout.addLayout(column, 1)
+        self.set_kind("images")
+
+    def set_kind(self, kind: str) -> None:
+        for k in range(2):
+            self.images[k].setVisible(kind == "images")
+            self.scatters[k].setVisible(kind != "images")
+        self.kind = kind
+
+    def show_pair(self, states: tuple[np.ndarray, np.ndarray], titles: tuple[str, str], bounds=None) -> None:
+        """``states``: raw-scale x of the main run and of the branch."""
+        for k in range(2):
+            self.titles[k].setText(titles[k])
+            if self.kind == "images":
+                self.images[k].set_images(as_uint8_nhwc(states[k][:MAX_IMAGES]))
+            else:
+                self.scatters[k].set_points(states[k][:, :2].astype(np.float64), autorange=bounds is None)
+                if bounds is not None:
+                    self.scatters[k].set_range(*bounds)

@@ -1,0 +1,214 @@
+"""The viewer's forms: what to sample (run, checkpoint, weights, sampler, steps, n, seed,
+eta) and how to branch from a scrubbed step. Only samplers whose ``families`` include
+the run's method are offered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSizePolicy,
+    QSpinBox,
+    QWidget,
+)
+
+from studio.core import samplers as _samplers  # noqa: F401 - registers the samplers
+from studio.core.registry import SAMPLERS
+
+LATEST = "latest"
+
+
+def samplers_for(method_name: str) -> list[str]:
+    return [name for name in SAMPLERS.names() if method_name in getattr(SAMPLERS.get(name), "families", ())]
+
+
+class SamplerFields:
+    """Sampler combo, steps, seed and DDIM's eta: shared by the sampling and branch forms."""
+
+    def __init__(self, form: QFormLayout, steps_special: str | None = None):
+        self.sampler = QComboBox()
+        self.steps = QSpinBox()
+        self.steps.setRange(0 if steps_special else 1, 100_000)
+        if steps_special:
+            self.steps.setSpecialValueText(steps_special)  # 0 shows this text
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.eta = QDoubleSpinBox()
+        self.eta.setRange(0.0, 1.0)
+        self.eta.setSingleStep(0.1)
+        self.eta.setToolTip("DDIM eta: 0 is deterministic, 1 matches ancestral noise")
+        form.addRow("Sampler", self.sampler)
+        form.addRow("Steps", self.steps)
+        form.addRow("Seed", self.seed)
+        form.addRow("DDIM η", self.eta)
+        self._form = form
+        self.sampler.currentTextChanged.connect(self._sampler_changed)
+
+    def set_method(self, method_name: str, default: str | None = None) -> None:
+        names = samplers_for(method_name)
+        current = self.sampler.currentText()
+        self.sampler.blockSignals(True)
+        self.sampler.clear()
+        self.sampler.addItems(names)
+        for pick in (default, current):
+            if pick in names:
+                self.sampler.setCurrentText(pick)
+                break
+        self.sampler.blockSignals(False)
+        self._sampler_changed(self.sampler.currentText())
+
+    def _sampler_changed(self, name: str) -> None:
+        self._form.setRowVisible(self.eta, name == "ddim")
+
+    def options(self, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The sampler options: the run's own ones for its configured sampler, plus eta."""
+        opts = dict(defaults or {})
+        if self.sampler.currentText() == "ddim":
+            opts["eta"] = float(self.eta.value())
+        return opts
+
+
+class SamplingForm(QWidget):
+    """Choose what to sample; ``run_clicked`` / ``cancel_clicked``; ``browse_clicked``
+    asks for a run directory."""
+
+    run_clicked = Signal()
+    cancel_clicked = Signal()
+    browse_clicked = Signal()
+    model_changed = Signal()  # checkpoint or weights picked
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.run_label = QLabel("no run")
+        self.run_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.browse = QPushButton("Open…")
+        self.browse.setToolTip("Pick a run directory (also File > Open run)")
+        row = QHBoxLayout()
+        row.addWidget(self.run_label, 1)
+        row.addWidget(self.browse)
+        form.addRow("Run", row)
+        self.checkpoint = QComboBox()
+        self.checkpoint.setToolTip("Checkpoint of the run to sample from")
+        self.weights = QComboBox()
+        self.weights.addItem("EMA", "ema")
+        self.weights.addItem("raw", "net")
+        self.weights.setToolTip("EMA of the weights (better samples) or the last-iterate weights")
+        form.addRow("Checkpoint", self.checkpoint)
+        form.addRow("Weights", self.weights)
+        self.fields = SamplerFields(form)
+        self.fields.steps.setValue(100)
+        self.n = QSpinBox()
+        self.n.setRange(1, 100_000)
+        self.n.setValue(64)
+        form.addRow("Samples", self.n)
+        self.run_button = QPushButton("Run")
+        self.run_button.setToolTip("Sample on the engine thread; scrubbing starts with the first step")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        form.addRow(buttons)
+        self.run_button.clicked.connect(self.run_clicked)
+        self.cancel_button.clicked.connect(self.cancel_clicked)
+        self.browse.clicked.connect(self.browse_clicked)
+        self.checkpoint.currentIndexChanged.connect(lambda _: self.model_changed.emit())
+        self.weights.currentIndexChanged.connect(lambda _: self.model_changed.emit())
+        self._config_sampler: str | None = None
+        self._config_options: dict[str, Any] = {}
+
+    def set_run(self, path: Path | None, checkpoints: list[Path], method_name: str | None, sample: dict[str, Any],
+                options: dict[str, Any] | None = None) -> None:
+        """Fill the form from a run: its checkpoints, the samplers of its method and its
+        ``[sample]`` section as defaults (``options``: those of its sampler)."""
+        self.run_label.setText(str(path) if path else "no run")
+        self.run_label.setToolTip(str(path) if path else "")
+        self.checkpoint.blockSignals(True)
+        self.checkpoint.clear()
+        if checkpoints:
+            self.checkpoint.addItem(f"latest ({checkpoints[-1].name})", LATEST)
+            for p in reversed(checkpoints):
+                self.checkpoint.addItem(p.name, str(p))
+        self.checkpoint.blockSignals(False)
+        self._config_sampler = sample.get("sampler")
+        self._config_options = dict(options or {})
+        if method_name:
+            self.fields.set_method(method_name, sample.get("sampler"))
+        if "steps" in sample:
+            self.fields.steps.setValue(int(sample["steps"]))
+        if "n" in sample:
+            self.n.setValue(min(int(sample["n"]), 64))  # a grid the viewer shows whole
+
+    def checkpoint_path(self) -> str | None:
+        data = self.checkpoint.currentData()
+        return None if data in (None, LATEST) else data
+
+    def job_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``engine.jobs.sample_job`` (without run and trajectory)."""
+        name = self.fields.sampler.currentText()
+        defaults = self._config_options if name == self._config_sampler else {}
+        return {
+            "sampler": name,
+            "steps": int(self.fields.steps.value()),
+            "n": int(self.n.value()),
+            "seed": int(self.fields.seed.value()),
+            "checkpoint": self.weights.currentData(),
+            "checkpoint_path": self.checkpoint_path(),
+            "options": self.fields.options(defaults),
+        }
+
+    def set_running(self, running: bool) -> None:
+        self.run_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+
+
+class BranchForm(QWidget):
+    """Re-run from the scrubbed step with another sampler, step count or seed, all at
+    once (``branch_clicked``) or one step per click (``step_clicked``)."""
+
+    branch_clicked = Signal()
+    step_clicked = Signal()
+    cancel_clicked = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.fields = SamplerFields(form, steps_special="same grid")
+        self.fields.steps.setToolTip("Grid points from the scrubbed step to the data; 'same grid' continues the run's grid")
+        self.fields.seed.setValue(1)
+        self.step_button = QPushButton("Step ▸")
+        self.step_button.setToolTip("Run one step of the branch from its current state")
+        self.branch_button = QPushButton("Branch")
+        self.branch_button.setToolTip("Run the branch from the scrubbed step to the end")
+        self.cancel_button = QPushButton("Stop")
+        self.cancel_button.setEnabled(False)
+        buttons = QHBoxLayout()
+        for b in (self.step_button, self.branch_button, self.cancel_button):
+            buttons.addWidget(b)
+        form.addRow(buttons)
+        self.status = QLabel("Scrub to a step, then Step or Branch.")
+        self.status.setWordWrap(True)
+        form.addRow(self.status)
+        self.step_button.clicked.connect(self.step_clicked)
+        self.branch_button.clicked.connect(self.branch_clicked)
+        self.cancel_button.clicked.connect(self.cancel_clicked)
+
+    def job_kwargs(self, remaining: int, main: dict[str, Any]) -> dict[str, Any]:
+        """``remaining``: grid points left on the main run's grid; ``main``: its settings
+        (the branch keeps its sampler options when it keeps its sampler)."""
+        name = self.fields.sampler.currentText()
+        steps = int(self.fields.steps.value()) or max(1, remaining)
+        defaults = main.get("options", {}) if name == main.get("sampler") else {}
+        return {"sampler": name, "steps": steps, "seed": int(self.fields.seed.value()), "options": self.fields.options(defaults)}

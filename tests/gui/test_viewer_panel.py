@@ -1,0 +1,364 @@
+"""The reverse-process viewer on real runs: sampling through the Run button, scrubbing
+(slider, keys, play) with the shown arrays checked against the trajectory file, step
+mode and branches, every export read back, the 2-D score field, and bad runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+
+import h5py
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import Qt
+
+from studio.engine.config import parse_config
+from studio.engine.events import Failed, Finished
+from studio.engine.export import as_uint8_nhwc, make_grid
+from studio.engine.jobs import train_job
+from studio.engine.trajectory import TrajectoryReader
+from studio.gui.panels.step_views import FIELD_GRID, display_images
+from studio.gui.panels.viewer_panel import ViewerPanel
+from studio.gui.state import AppState
+from studio.gui.widgets import mosaic
+
+CONFIGS = "studio/resources/configs"
+
+
+def _train(config: str, out, steps: int):
+    last = None
+    for event in train_job(f"{CONFIGS}/{config}", out, steps=steps):
+        last = event
+    assert isinstance(last, Finished), last
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory):
+    """A tiny trained DDPM on 8 gaussians (about 5 s)."""
+    return _train("quick_toy.toml", tmp_path_factory.mktemp("runs") / "toy", 300)
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A tiny trained DDPM UNet on 8x8 digits (about 10 s)."""
+    return _train("quick_digits.toml", tmp_path_factory.mktemp("runs") / "digits", 40)
+
+
+@pytest.fixture
+def panel(qtbot):
+    p = ViewerPanel(AppState())
+    qtbot.addWidget(p)
+    p.resize(1300, 850)
+    p.show()
+    qtbot.waitExposed(p)
+    yield p
+    p.shutdown()
+
+
+def sample(qtbot, panel, run, steps=20, n=16, sampler=None, timeout=60_000):
+    panel.state.set_run_dir(run)
+    if sampler:
+        panel.form.fields.sampler.setCurrentText(sampler)
+    panel.form.fields.steps.setValue(steps)
+    panel.form.n.setValue(n)
+    with qtbot.waitSignal(panel.bridge.ended, timeout=timeout) as ended:
+        qtbot.mouseClick(panel.form.run_button, Qt.MouseButton.LeftButton)
+    assert isinstance(ended.args[0], Finished), ended.args[0]
+    return TrajectoryReader(panel.data.path)
+
+
+def shown(view) -> np.ndarray:
+    return np.asarray(view.image.image)
+
+
+def expected(step: dict, name: str) -> np.ndarray:
+    """What an ImageGridView must show for a step read through the engine's reader."""
+    grid = mosaic(display_images(step, name))
+    return grid[..., 0] if grid.shape[-1] == 1 else grid
+
+
+def assert_shows(panel, reader, k):
+    assert panel.timeline.step == k
+    step = reader.step(k)  # float32 from the stored float16
+    for name in ("x_t", "x0_hat", "eps_hat"):
+        np.testing.assert_array_equal(shown(panel.image_views.views[name]), expected(step, name), err_msg=f"{name} at {k}")
+    # the conversion really is the file's values: x_t pixels round-trip within a level
+    np.testing.assert_allclose(display_images(step, "x_t")[..., 0] / 255.0, np.clip(step["x_t"][:, 0], 0, 1), atol=0.5 / 255 + 1e-6)
+
+
+def test_sample_then_scrub_with_slider_and_keys_shows_the_files_steps(qtbot, panel, digits_run):
+    reader = sample(qtbot, panel, digits_run, steps=20, n=16)
+    assert len(reader) == 20 and panel.data.count == 20
+    assert panel.stack.currentWidget() is panel.image_views
+    assert reader.attrs["sampler"] == "ancestral" and reader.attrs["seed"] == 0
+    for k in (0, 7, 13):
+        panel.timeline.slider.setValue(k)
+        assert_shows(panel, reader, k)
+    slider = panel.timeline.slider
+    slider.setFocus()
+    for key, k in ((Qt.Key.Key_Right, 14), (Qt.Key.Key_Left, 13), (Qt.Key.Key_Home, 0), (Qt.Key.Key_PageUp, 10), (Qt.Key.Key_End, 19)):
+        qtbot.keyClick(slider, key)
+        assert_shows(panel, reader, k)
+    # the panel forwards keys to the timeline when focus is elsewhere in it
+    qtbot.keyClick(panel, Qt.Key.Key_Left)
+    assert_shows(panel, reader, 18)
+    # the log-SNR plot is the file's, marked at the current step
+    x, y = panel.timeline.curves["log_snr"].getData()
+    np.testing.assert_allclose(y, np.clip(reader.per_step()["log_snr"], -30, 30))
+    assert all(m.value() == 18 for m in panel.timeline.markers)
+    # statistics: norm of x_t per step from the file
+    xt = np.stack([reader.step(i)["x_t"] for i in range(20)]).reshape(20, 16, -1)
+    np.testing.assert_allclose(panel.data.stats["norm_x"], np.sqrt((xt**2).mean(-1)).mean(-1), rtol=1e-4)
+    assert np.isnan(panel.data.stats["delta"][0]) and np.all(np.asarray(panel.data.stats["delta"][1:]) > 0)
+
+
+def test_dragging_a_marker_and_play_space(qtbot, panel, digits_run):
+    reader = sample(qtbot, panel, digits_run, steps=30, n=4)
+    panel.timeline.markers[1].setValue(12.3)  # what a mouse drag does
+    assert_shows(panel, reader, 12)
+    panel.timeline.speed.setCurrentIndex(0)  # 5 steps/s: it cannot reach the end at once
+    panel.timeline.slider.setFocus()
+    qtbot.keyClick(panel.timeline.slider, Qt.Key.Key_Space)
+    assert panel.timeline.playing and panel.timeline.play_button.isChecked()
+    qtbot.waitUntil(lambda: panel.timeline.step > 12, timeout=5000)
+    qtbot.keyClick(panel.timeline.slider, Qt.Key.Key_Space)
+    assert not panel.timeline.playing
+    k = panel.timeline.step
+    assert_shows(panel, reader, k)
+    qtbot.wait(300)
+    assert panel.timeline.step == k  # paused stays put
+
+
+def test_scrub_before_sampling_ends_then_cancel(qtbot, panel, digits_run):
+    panel.state.set_run_dir(digits_run)
+    panel.form.fields.steps.setValue(2000)
+    panel.form.n.setValue(16)
+    qtbot.mouseClick(panel.form.run_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.data is not None and panel.data.count >= 3, timeout=30_000)
+    panel.bridge.pause()  # holds the job mid-run, so the check below is not a race
+    assert panel.bridge.running and not panel.data.complete
+    reader = TrajectoryReader(panel.data.path)
+    panel.timeline.set_step(1)
+    assert_shows(panel, reader, 1)
+    # the export that needs the final samples says why it cannot run yet
+    errors = []
+    panel.export.failed.connect(errors.append)
+    assert panel.export.export_to("samples_npz", panel.data.path.with_name("early.npz")) is None
+    assert "still writing" in errors[-1]
+    with qtbot.waitSignal(panel.bridge.ended, timeout=30_000) as ended:
+        qtbot.mouseClick(panel.form.cancel_button, Qt.MouseButton.LeftButton)
+    assert ended.args[0].result.get("cancelled") is True
+    assert "cancelled" in panel.banner.text()
+    assert 3 <= panel.data.count < 2000 and panel.form.run_button.isEnabled()
+    panel.timeline.set_step(panel.data.count - 1)
+    assert_shows(panel, reader, panel.data.count - 1)
+    assert panel.export.export_to("samples_npz", panel.data.path.with_name("early.npz")) is None
+    assert "not finished" in errors[-1]
+
+
+def test_step_mode_and_branch_compare(qtbot, panel, toy_run):
+    reader = sample(qtbot, panel, toy_run, steps=30, n=64)
+    panel.timeline.set_step(10)
+    bf = panel.branch_form
+    assert bf.fields.steps.text() == "same grid"
+    qtbot.mouseClick(bf.step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: panel.branch is not None and panel.branch.count == 2 and panel.branch_bridge.paused, timeout=20_000)
+    qtbot.wait(200)
+    panel.poll()
+    assert panel.branch.count == 2  # held after one step
+    qtbot.mouseClick(bf.step_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: (panel.poll(), panel.branch.count)[1] == 3, timeout=20_000)
+    branch = TrajectoryReader(panel.branch.path)
+    # the branch starts from the scrubbed state, on the same grid (20 steps left of 30)
+    assert branch.steps == 20
+    np.testing.assert_array_equal(branch.step(0)["x_t"], reader.step(10)["x_t"])
+    np.testing.assert_allclose(branch.per_step()["t"][:3], reader.per_step()["t"][10:13])
+    left, right = panel.compare_states
+    np.testing.assert_array_equal(left, reader.step(12)["x_t"])
+    np.testing.assert_array_equal(right, branch.step(2)["x_t"])
+    # Branch runs the rest at once
+    with qtbot.waitSignal(panel.branch_bridge.ended, timeout=30_000):
+        qtbot.mouseClick(bf.branch_button, Qt.MouseButton.LeftButton)
+    assert panel.branch.complete and len(branch) == 20
+    left, right = panel.compare_states
+    np.testing.assert_array_equal(left, reader.samples())
+    np.testing.assert_array_equal(right, branch.samples())
+    assert not np.allclose(left, right)  # another seed: another result
+    assert "done" in bf.status.text()
+    # another sampler, steps and seed from another step
+    panel.timeline.set_step(5)
+    bf.fields.sampler.setCurrentText("ddim")
+    assert bf.fields.eta.isVisibleTo(bf)
+    bf.fields.eta.setValue(0.5)
+    bf.fields.steps.setValue(7)
+    bf.fields.seed.setValue(3)
+    with qtbot.waitSignal(panel.branch_bridge.ended, timeout=30_000):
+        qtbot.mouseClick(bf.branch_button, Qt.MouseButton.LeftButton)
+    other = TrajectoryReader(panel.branch.path)
+    attrs = other.attrs
+    assert (attrs["sampler"], attrs["steps"], attrs["seed"]) == ("ddim", 7, 3)
+    assert json.loads(attrs["options"]) == {"eta": 0.5}
+    assert other.per_step()["t"][0] == pytest.approx(reader.per_step()["t"][5])
+    assert np.isfinite(other.samples()).all()
+
+
+def test_points_show_scatter_paths_and_score_field(qtbot, panel, toy_run):
+    reader = sample(qtbot, panel, toy_run, steps=40, n=200)
+    assert panel.stack.currentWidget() is panel.point_view
+    for k in (0, 20, 39):
+        panel.timeline.set_step(k)
+        step = reader.step(k)
+        xs, ys = panel.point_view.points.getData()
+        np.testing.assert_array_equal(np.stack([xs, ys], 1), step["x_t"].astype(np.float64))
+        heads = panel.point_view.path_heads.getData()
+        np.testing.assert_allclose(np.stack(heads, 1), step["x_t"][:len(heads[0])], rtol=1e-6)
+        field = panel.point_view.field_vectors
+        assert field.shape == (FIELD_GRID**2, 2) and np.isfinite(field).all()
+    # at a high noise level the learned score points back towards the data (inwards)
+    panel.timeline.set_step(0)
+    x0, x1, y0, y1 = panel.point_view.bounds
+    gx, gy = np.meshgrid(np.linspace(x0, x1, FIELD_GRID), np.linspace(y0, y1, FIELD_GRID))
+    outward = np.stack([gx.ravel(), gy.ravel()], 1)
+    inward = -(panel.point_view.field_vectors * outward).sum(1)
+    assert (inward > 0).mean() > 0.9
+    segs_x, _ = panel.point_view.field.getData()
+    assert len(segs_x) == 2 * FIELD_GRID**2
+
+
+def _png_text(path):
+    with Image.open(path) as im:
+        return im.size, dict(im.text)
+
+
+def test_every_export_reads_back(qtbot, panel, digits_run, tmp_path):
+    reader = sample(qtbot, panel, digits_run, steps=20, n=12)
+    ex = panel.export
+    samples = reader.samples()
+    ex.rows.setValue(3)
+    ex.padding.setValue(1)
+    ex.scale.setValue(2)
+    out = ex.export_to("grid_png", tmp_path / "grid.png")
+    size, text = _png_text(out)
+    grid = make_grid(samples, rows=3, padding=1)  # 3 rows of 4 digits
+    assert size == (grid.shape[1] * 2, grid.shape[0] * 2) == ((4 * 9 + 1) * 2, (3 * 9 + 1) * 2)
+    with Image.open(out) as im:
+        np.testing.assert_array_equal(np.asarray(im)[::2, ::2], grid[..., 0])
+    assert (text["sampler"], text["seed"], text["steps"], text["n"]) == ("ancestral", "0", "20", "12")
+    cfg = parse_config(tomllib.loads(text["config"]))  # the config comes back whole
+    assert cfg.method["name"] == "ddpm" and cfg.network["kind"] == "unet"
+
+    ex.strip_steps.setText("0, 5, end")
+    ex.strip_samples.setValue(3)
+    ex.scale.setValue(1)
+    out = ex.export_to("strip_png", tmp_path / "strip.png")
+    size, text = _png_text(out)
+    assert size == (4 * 9 + 1, 3 * 9 + 1)  # 3 steps + the final samples, 3 samples
+    assert text["strip_steps"] == "0, 5, 19" and "config" in text
+    with Image.open(out) as im:
+        strip = np.asarray(im)
+    np.testing.assert_array_equal(strip[1:9, 1:9], as_uint8_nhwc(reader.step(0)["x_t"][:1])[0, ..., 0])
+
+    ex.gif_frames.setValue(5)
+    out = ex.export_to("gif", tmp_path / "reverse.gif")
+    with Image.open(out) as im:
+        assert im.n_frames == 6  # 5 steps + the final samples
+        assert im.size == make_grid(samples, rows=3, padding=1).shape[1::-1]
+
+    out = ex.export_to("trajectory_h5", tmp_path / "traj.h5")
+    with h5py.File(out, "r") as f:
+        assert f["x_t"].shape == f["x0_hat"].shape == (20, 12, 1, 8, 8)
+        assert f["t"].shape == (20,)
+        np.testing.assert_array_equal(f["samples"][...], samples)
+        assert json.loads(f.attrs["config"])["method"]["name"] == "ddpm"
+
+    out = ex.export_to("samples_npz", tmp_path / "samples.npz")
+    with np.load(out) as z:
+        assert z["samples"].shape == (12, 1, 8, 8) and int(z["seed"]) == 0 and int(z["steps"]) == 20
+        np.testing.assert_array_equal(z["samples"], samples)
+    assert "Wrote" in panel.banner.text()
+    # a bad strip step is named, nothing is written
+    ex.strip_steps.setText("0, 99")
+    assert ex.export_to("strip_png", tmp_path / "bad.png") is None
+    assert "99" in panel.banner.text() and not (tmp_path / "bad.png").exists()
+
+
+def test_points_exports(qtbot, panel, toy_run, tmp_path):
+    reader = sample(qtbot, panel, toy_run, steps=10, n=100)
+    ex = panel.export
+    ex.scale.setValue(1)
+    size, text = _png_text(ex.export_to("grid_png", tmp_path / "scatter.png"))
+    assert size == (384, 384) and text["seed"] == "0"
+    size, _ = _png_text(ex.export_to("strip_png", tmp_path / "strip.png"))
+    assert size[1] == 384 + 4 and size[0] > 3 * 384  # 8 steps + final, side by side
+    ex.gif_frames.setValue(4)
+    with Image.open(ex.export_to("gif", tmp_path / "points.gif")) as im:
+        assert im.n_frames == 5 and im.size == (384, 384)
+    with np.load(ex.export_to("samples_npz", tmp_path / "points.npz")) as z:
+        np.testing.assert_array_equal(z["samples"], reader.samples())
+
+
+def test_bad_runs_give_clear_messages_and_the_panel_stays_usable(qtbot, panel, toy_run, tmp_path):
+    panel.state.set_run_dir(tmp_path / "nowhere")
+    assert panel.banner.level == "error" and "nowhere" in panel.banner.text()
+    qtbot.mouseClick(panel.form.run_button, Qt.MouseButton.LeftButton)
+    assert "Open a run" in panel.banner.text() and not panel.bridge.running
+
+    # a run without checkpoints (training just started)
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for name in ("config.toml", "data.json"):
+        shutil.copy(toy_run / name, bare / name)
+    panel.state.set_run_dir(bare)
+    assert panel.banner.level == "warning" and "no checkpoint" in panel.banner.text()
+    qtbot.mouseClick(panel.form.run_button, Qt.MouseButton.LeftButton)
+    assert panel.banner.level == "error" and "no checkpoint" in panel.banner.text()
+
+    # a truncated checkpoint is named
+    broken = tmp_path / "broken"
+    shutil.copytree(toy_run, broken, ignore=shutil.ignore_patterns("samples"))
+    ckpt = sorted((broken / "checkpoints").iterdir())[-1]
+    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    panel.state.set_run_dir(broken)
+    assert panel.banner.level == "error" and ckpt.name in panel.banner.text()
+    qtbot.mouseClick(panel.form.run_button, Qt.MouseButton.LeftButton)
+    assert panel.banner.level == "error" and not panel.bridge.running
+
+    # a bad value in the config is named too
+    bad = tmp_path / "badcfg"
+    shutil.copytree(toy_run, bad, ignore=shutil.ignore_patterns("samples"))
+    (bad / "config.toml").write_text((bad / "config.toml").read_text().replace('name = "ddpm"', 'name = "nope"'))
+    panel.state.set_run_dir(bad)
+    assert panel.banner.level == "error" and "nope" in panel.banner.text()
+
+    # and a good run still samples
+    reader = sample(qtbot, panel, toy_run, steps=5, n=8)
+    assert len(reader) == 5 and panel.banner.level != "error"
+
+
+def test_samplers_offered_follow_the_method(qtbot, panel, toy_run):
+    panel.state.set_run_dir(toy_run)
+    names = [panel.form.fields.sampler.itemText(i) for i in range(panel.form.fields.sampler.count())]
+    assert {"ancestral", "ddim", "langevin"} <= set(names)
+    assert panel.form.fields.sampler.currentText() == "ancestral"  # the run's own
+    assert not panel.form.fields.eta.isVisibleTo(panel.form)
+    panel.form.fields.sampler.setCurrentText("ddim")
+    assert panel.form.fields.eta.isVisibleTo(panel.form)
+    reader = sample(qtbot, panel, toy_run, steps=4, n=8, sampler="langevin")
+    assert reader.attrs["sampler"] == "langevin" and len(reader) == reader.steps  # levels x steps each + denoise
+
+
+def test_failed_job_is_reported(qtbot, panel, toy_run, tmp_path):
+    """A checkpoint that breaks after the run was opened fails in the job, not the GUI."""
+    run = tmp_path / "late"
+    shutil.copytree(toy_run, run, ignore=shutil.ignore_patterns("samples"))
+    panel.state.set_run_dir(run)
+    ckpt = sorted((run / "checkpoints").iterdir())[-1]
+    ckpt.write_bytes(b"garbage")
+    with qtbot.waitSignal(panel.bridge.ended, timeout=20_000) as ended:
+        qtbot.mouseClick(panel.form.run_button, Qt.MouseButton.LeftButton)
+    assert isinstance(ended.args[0], Failed)
+    assert panel.banner.level == "error" and ckpt.name in panel.banner.text()
+    assert panel.form.run_button.isEnabled()
