@@ -14,6 +14,7 @@ from typing import Callable
 from .data_panel import DataPanel
 from .schedule_editor import ScheduleEditor
 from .training_panel import TrainingPanel
+from .viewer_panel import ViewerPanel
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ PANELS: list[PanelSpec] = [
     PanelSpec("data", "Data", DataPanel, area="left"),
     PanelSpec("schedule", "Schedule editor", ScheduleEditor, area="right"),
     PanelSpec("training", "Training", TrainingPanel, area="right", tabify_with="schedule", needs_window=True),
+    PanelSpec("viewer", "Reverse-process viewer", ViewerPanel, area="right", tabify_with="schedule", needs_window=True),
 ]
 
-__all__ = ["PANELS", "PanelSpec", "DataPanel", "ScheduleEditor", "TrainingPanel"]
+__all__ = ["PANELS", "PanelSpec", "DataPanel", "ScheduleEditor", "TrainingPanel", "ViewerPanel"]
