@@ -417,6 +417,9 @@ class ViewerPanel(QWidget):
 
     # --- app hooks ------------------------------------------------------------------------
     def export_plots(self, folder: Path) -> list[Path]:
+        """The current step's views and the timeline plots (nothing before a run)."""
+        if self.data is None:
+            return []
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         out = []
