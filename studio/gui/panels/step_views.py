@@ -120,7 +120,7 @@ class PointStepView(pg.PlotWidget):
         self.heads = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(90, 90, 90, 200))
         self.x0 = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(230, 159, 0, 110), name="predicted x₀")
         self.points = pg.ScatterPlotItem(size=3.5, pen=None, brush=pg.mkBrush(0, 114, 178, 190), name="x_t")
-        self.paths = pg.PlotDataItem(pen=pg.mkPen("#CC79A7", width=1.5), connect="finite", name="particle paths")
+        self.paths = pg.PlotDataItem(pen=pg.mkPen(204, 121, 167, 200, width=1.2), connect="finite", name="particle paths")
         self.path_heads = pg.ScatterPlotItem(size=7, pen=pg.mkPen("k"), brush=pg.mkBrush("#CC79A7"))
         for item in (self.field, self.heads, self.x0, self.points, self.paths, self.path_heads):
             plot.addItem(item)

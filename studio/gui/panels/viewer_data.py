@@ -18,7 +18,7 @@ import numpy as np
 from studio.engine.config import parse_config
 from studio.engine.trajectory import TrajectoryReader
 
-N_PARTICLES = 8  # paths drawn on 2-D data
+N_PARTICLES = 4  # paths drawn on 2-D data (more turn into a tangle)
 STATS = ("norm_x", "norm_score", "delta")
 STAT_TITLES = {
     "norm_x": "‖x_t‖ (RMS)",
@@ -57,11 +57,14 @@ class TrajectoryData:
         self._prev: np.ndarray | None = None
 
     # --- growth --------------------------------------------------------------------
-    def update(self) -> int:
-        """Read what was written since the last call; returns the number of new steps."""
+    def update(self, limit: int | None = None) -> int:
+        """Read what was written since the last call (at most ``limit`` steps, so a timer
+        tick stays short when a fast sampler races ahead); returns how many."""
         n = len(self.reader)  # refreshes the SWMR view
         if n <= self.count:
             return 0
+        if limit is not None:
+            n = min(n, self.count + int(limit))
         self.per_step = self.reader.per_step()
         for i in range(self.count, n):
             a = self.reader.arrays(i, ("x_t", "eps_hat"))

@@ -48,6 +48,7 @@ from .viewer_data import TrajectoryData
 from .viewer_export import ExportForm
 
 POLL_MS = 50  # follow a growing trajectory at 20 Hz
+POLL_STEPS = 32  # steps read per tick at most (each: two chunk reads for the statistics)
 POINT_VIEW_STD = 2.8  # 2-D view: +-2.8 standard deviations of the data (points are standardised)
 
 
@@ -100,7 +101,7 @@ class ViewerPanel(QWidget):
         scroll.setMinimumWidth(270)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
-        views = QSplitter(Qt.Orientation.Vertical)
+        views = self.views_split = QSplitter(Qt.Orientation.Vertical)
         views.addWidget(self.stack)
         views.addWidget(self.compare_box)
         views.setStretchFactor(0, 3)
@@ -242,7 +243,8 @@ class ViewerPanel(QWidget):
 
     def _on_ended(self, last) -> None:
         self.form.set_running(False)
-        self.poll()
+        while self.update_data() == POLL_STEPS:  # catch up now: exports and tests see it all
+            pass
         if isinstance(last, Failed):
             self.banner.show_error(f"Sampling failed: {last.message}")
         elif isinstance(last, Finished) and last.result.get("cancelled"):
@@ -266,22 +268,24 @@ class ViewerPanel(QWidget):
         self.compare.set_kind(data.kind)
         self.update_data()
 
-    def update_data(self) -> None:
+    def update_data(self) -> int:
         data = self.data
-        if data is None or not data.update():
-            return
+        new = data.update(POLL_STEPS) if data is not None else 0
+        if not new:
+            return 0
         self.timeline.set_count(data.count, follow=not data.complete or self._shown is None)
         self.timeline.set_curves(data.per_step["log_snr"], data.stats)
         if self._shown != self.timeline.step:
             self.show_step(self.timeline.step)
+        return new
 
     def poll(self) -> None:
-        """Follow the growing files (timer, while a job runs)."""
-        self.update_data()
+        """Follow the growing files (timer, while a job runs and until caught up)."""
+        behind = self.update_data() == POLL_STEPS
         self.update_branch()
         if self.bridge.running and self.data is not None and self.window is not None:
             self.window.show_progress(f"sampling {self.data.count}/{self.data.total}", self.data.count / max(1, self.data.total))
-        if not self.bridge.running and not self.branch_bridge.running:
+        if not (self.bridge.running or self.branch_bridge.running or behind):
             self._poll.stop()
 
     def _progress_done(self) -> None:
@@ -299,8 +303,9 @@ class ViewerPanel(QWidget):
         else:
             self.point_view.show_step(step, data.paths[: i + 1])
         self._shown = i
+        written = "" if data.complete else f" ({data.count}/{data.total} so far)"
         self.timeline.set_label(
-            f"step {i} of {data.count}/{data.total}   t = {step['t']:.4f}   λ = {step['log_snr']:.2f}   σ = {step['sigma']:.3g}"
+            f"step {i}{written}   t = {step['t']:.4f}   λ = {step['log_snr']:.2f}   σ = {step['sigma']:.3g}"
         )
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt naming
@@ -384,6 +389,9 @@ class ViewerPanel(QWidget):
         if self.branch is not None:
             self.branch.close()
         self.branch = branch
+        if branch is not None and not self.compare_box.isVisible():
+            total = sum(self.views_split.sizes()) or 600
+            self.views_split.setSizes([total * 3 // 5, total * 2 // 5])  # the step stays the larger view
         self.compare_box.setVisible(branch is not None)
 
     def stop_branch(self) -> None:
