@@ -95,10 +95,40 @@ def main(argv: list[str]) -> int:
     shot(data, "panel_data_images.png")
     shot(window, "window_images.png")
 
+    shoot_viewer(app, window, state, shot, Path(tempfile.mkdtemp(prefix="studio-shots-runs-")))
+
     window.close()
     for path in saved:
         print(path)
     return 0
+
+
+def shoot_viewer(app, window, state, shot, runs: Path) -> None:
+    """The reverse-process viewer mid-scrub on a tiny digits run and on a 2-D run, with
+    a branch compared; the runs are trained here with the quick presets (~20 s)."""
+    from studio.engine.jobs import train_job
+
+    configs = Path(__file__).resolve().parent.parent / "studio" / "resources" / "configs"
+    viewer = window.panel("viewer")
+    window.raise_panel("viewer")
+    for name, config, train_steps, steps, n in (("digits", "quick_digits.toml", 300, 100, 64), ("toy", "quick_toy.toml", 800, 100, 400)):
+        for _ in train_job(configs / config, runs / name, steps=train_steps):
+            pass
+        state.set_run_dir(runs / name)
+        viewer.form.fields.steps.setValue(steps)
+        viewer.form.n.setValue(n)
+        viewer.start_sampling()
+        deadline = time.monotonic() + 120
+        while viewer.bridge.running and time.monotonic() < deadline:
+            settle(app, 0.1)
+        viewer.timeline.set_step(steps * 2 // 3)
+        shot(window, f"window_viewer_{name}.png")
+        viewer.start_branch(stepping=False)
+        deadline = time.monotonic() + 120
+        while viewer.branch_bridge.running and time.monotonic() < deadline:
+            settle(app, 0.1)
+        viewer.timeline.set_step(steps * 3 // 4)
+        shot(viewer, f"panel_viewer_{name}_branch.png")
 
 
 if __name__ == "__main__":
