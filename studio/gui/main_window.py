@@ -168,6 +168,8 @@ class MainWindow(QMainWindow):
         a broken plugin is reported by file and the others still load."""
         report = self.state.load_plugins(folder)
         self.settings.setValue("plugins/folder", str(folder) if folder else "")
+        if folder is None and not report.loaded and not report.errors:
+            return  # nothing installed, nothing chosen: nothing to say
         added = sum(len(names) for names in report.added.values())
         text = f"plugins: {len(report.loaded)} loaded, {added} name(s) added"
         if report.errors:
@@ -304,20 +306,24 @@ class MainWindow(QMainWindow):
         self.settings.sync()
 
     def reset_layout(self) -> None:
+        """The first panel on the left, the others tabbed on the right."""
         docks = list(self.docks.values())
         for dock in docks:
+            # dissolve the old places first: re-tabbing docks that are already tabbed
+            # left Qt's old tab bar on screen, a stray strip of tabs over the panels
+            self.removeDockWidget(dock)
             dock.setFloating(False)
-            dock.show()
-        if docks:
-            # the first panel on the left, the others tabbed on the right
-            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, docks[0])
-            for dock in docks[1:]:
-                self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        if not docks:
+            return
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, docks[0])
+        if len(docks) > 1:
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, docks[1])
             for dock in docks[2:]:
                 self.tabifyDockWidget(docks[1], dock)
-            if len(docks) > 1:
-                docks[1].raise_()
-                self.resizeDocks(docks[:2], [380, 1100], Qt.Orientation.Horizontal)
+            docks[1].raise_()
+            self.resizeDocks(docks[:2], [380, 1100], Qt.Orientation.Horizontal)
+        for dock in docks:
+            dock.show()
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         for panel in self.panels.values():

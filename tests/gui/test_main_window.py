@@ -123,3 +123,18 @@ def test_parse_args_keeps_run_dir():
     assert parse_args(["runs/a"]).run_dir == "runs/a"
     state = default_state("runs/a")
     assert str(state.run_dir) == "runs/a"
+
+
+def test_reset_layout_leaves_no_stray_tab_bar(qtbot, state, settings):
+    """Re-tabbing docks that were already tabbed left Qt's old tab bar on screen over the
+    panels; every tab bar showing inside the window is a live one, each tab shown once."""
+    from PySide6.QtWidgets import QTabBar
+
+    w = make_window(qtbot, state, settings)
+    w.reset_layout()
+    w.reset_layout()
+    qtbot.wait(50)
+    inside = [bar for bar in w.findChildren(QTabBar)
+              if bar.isVisible() and bar.count() and w.rect().intersects(bar.geometry())]
+    titles = [bar.tabText(i) for bar in inside for i in range(bar.count())]
+    assert titles and len(titles) == len(set(titles))
