@@ -72,6 +72,9 @@ def main(argv: list[str]) -> int:
         app.processEvents()
     t0 = time.perf_counter()
     panel.set_data(TrajectoryData(path))
+    while panel.update_data():  # what the poll timer does over its ticks, all at once
+        pass
+    assert panel.data.count == args.steps
     print(f"opened in the viewer (per-step statistics of every step) in {time.perf_counter() - t0:.2f} s")
     views = [v for v in panel.image_views.views.values() if v.isVisible()]
     reader = TrajectoryReader(path)
