@@ -119,7 +119,7 @@ def shoot_viewer(app, window, state, shot, runs: Path) -> None:
         viewer.form.n.setValue(n)
         viewer.start_sampling()
         deadline = time.monotonic() + 120
-        while viewer.bridge.running and time.monotonic() < deadline:
+        while not viewer.idle and time.monotonic() < deadline:
             settle(app, 0.1)
         viewer.timeline.set_step(steps * 2 // 3)
         shot(window, f"window_viewer_{name}.png")

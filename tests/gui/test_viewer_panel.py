@@ -67,6 +67,7 @@ def sample(qtbot, panel, run, steps=20, n=16, sampler=None, timeout=60_000):
     with qtbot.waitSignal(panel.bridge.ended, timeout=timeout) as ended:
         qtbot.mouseClick(panel.form.run_button, Qt.MouseButton.LeftButton)
     assert isinstance(ended.args[0], Finished), ended.args[0]
+    qtbot.waitUntil(lambda: panel.idle, timeout=timeout)  # the last steps are read a tick at a time
     return TrajectoryReader(panel.data.path)
 
 
@@ -151,6 +152,7 @@ def test_scrub_before_sampling_ends_then_cancel(qtbot, panel, digits_run):
     with qtbot.waitSignal(panel.bridge.ended, timeout=30_000) as ended:
         qtbot.mouseClick(panel.form.cancel_button, Qt.MouseButton.LeftButton)
     assert ended.args[0].result.get("cancelled") is True
+    qtbot.waitUntil(lambda: panel.idle, timeout=30_000)
     assert "cancelled" in panel.banner.text()
     assert 3 <= panel.data.count < 2000 and panel.form.run_button.isEnabled()
     panel.timeline.set_step(panel.data.count - 1)

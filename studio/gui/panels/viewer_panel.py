@@ -243,14 +243,18 @@ class ViewerPanel(QWidget):
 
     def _on_ended(self, last) -> None:
         self.form.set_running(False)
-        while self.update_data() == POLL_STEPS:  # catch up now: exports and tests see it all
-            pass
         if isinstance(last, Failed):
             self.banner.show_error(f"Sampling failed: {last.message}")
         elif isinstance(last, Finished) and last.result.get("cancelled"):
             self.banner.show_info(f"Sampling cancelled after {last.step} steps; those can still be scrubbed.")
-        self.export.set_data(self.data, busy=False)
-        self._progress_done()
+        # the steps not read yet come in at POLL_STEPS a tick (reading a thousand image
+        # steps at once would freeze the window for seconds); poll() then enables exports
+        self._poll.start()
+
+    @property
+    def idle(self) -> bool:
+        """No sampling job, and every step it wrote is on the timeline."""
+        return not self.bridge.running and not self._poll.isActive()
 
     def set_data(self, data: TrajectoryData | None) -> None:
         """Show a trajectory (the one being written, or a finished one)."""
@@ -287,6 +291,8 @@ class ViewerPanel(QWidget):
             self.window.show_progress(f"sampling {self.data.count}/{self.data.total}", self.data.count / max(1, self.data.total))
         if not (self.bridge.running or self.branch_bridge.running or behind):
             self._poll.stop()
+            self.export.set_data(self.data, busy=False)
+            self._progress_done()
 
     def _progress_done(self) -> None:
         if self.window is not None and not self.bridge.running:
