@@ -364,3 +364,26 @@ def test_failed_job_is_reported(qtbot, panel, toy_run, tmp_path):
     assert isinstance(ended.args[0], Failed)
     assert panel.banner.level == "error" and ckpt.name in panel.banner.text()
     assert panel.form.run_button.isEnabled()
+
+
+def test_open_a_trajectory_written_by_the_engine_and_scrub_it(qtbot, panel, toy_run, tmp_path):
+    from studio.engine.jobs import sample_job
+
+    path = tmp_path / "cli_traj.h5"
+    for _ in sample_job(toy_run, steps=25, n=32, seed=4, trajectory=path, records=False):
+        pass
+    assert panel.open_trajectory(path)
+    qtbot.waitUntil(lambda: panel.idle, timeout=20_000)
+    reader = TrajectoryReader(path)
+    assert panel.data.count == len(reader) == 25
+    assert panel.run is not None and panel.run.path == toy_run  # its run opened too
+    for k in (0, 12, 24):
+        panel.timeline.set_step(k)
+        x, y = panel.point_view.points.getData()
+        np.testing.assert_allclose(np.stack([x, y], 1), reader.step(k)["x_t"], rtol=1e-6)
+
+    not_hdf5 = tmp_path / "notes.h5"
+    not_hdf5.write_text("not a trajectory")
+    assert not panel.open_trajectory(not_hdf5)
+    assert "notes.h5" in panel.banner.text()
+    assert panel.data.path == path  # the good one is still shown

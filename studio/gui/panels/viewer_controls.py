@@ -84,6 +84,7 @@ class SamplingForm(QWidget):
     cancel_clicked = Signal()
     browse_clicked = Signal()
     model_changed = Signal()  # checkpoint or weights picked
+    open_trajectory_clicked = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -98,6 +99,10 @@ class SamplingForm(QWidget):
         row.addWidget(self.run_label, 1)
         row.addWidget(self.browse)
         form.addRow("Run", row)
+        self.open_trajectory = QPushButton("Open trajectory…")
+        self.open_trajectory.setToolTip("Scrub a trajectory HDF5 written earlier (diffusion-studio sample "
+                                        "--trajectory, or a file from another machine)")
+        form.addRow(self.open_trajectory)
         self.checkpoint = QComboBox()
         self.checkpoint.setToolTip("Checkpoint of the run to sample from")
         self.weights = QComboBox()
@@ -123,6 +128,7 @@ class SamplingForm(QWidget):
         self.run_button.clicked.connect(self.run_clicked)
         self.cancel_button.clicked.connect(self.cancel_clicked)
         self.browse.clicked.connect(self.browse_clicked)
+        self.open_trajectory.clicked.connect(self.open_trajectory_clicked)
         self.checkpoint.currentIndexChanged.connect(lambda _: self.model_changed.emit())
         self.weights.currentIndexChanged.connect(lambda _: self.model_changed.emit())
         self._config_sampler: str | None = None

@@ -126,6 +126,7 @@ class ViewerPanel(QWidget):
         self.form.run_clicked.connect(self.start_sampling)
         self.form.cancel_clicked.connect(self.bridge.cancel)
         self.form.browse_clicked.connect(self.ask_run_dir)
+        self.form.open_trajectory_clicked.connect(self.ask_trajectory)
         self.form.model_changed.connect(self.load_model)
         self.branch_form.step_clicked.connect(lambda: self.start_branch(stepping=True))
         self.branch_form.branch_clicked.connect(lambda: self.start_branch(stepping=False))
@@ -171,6 +172,31 @@ class ViewerPanel(QWidget):
                                      "train it (or wait for its first checkpoint), then press Run.")
         else:
             self.load_model()
+
+    def ask_trajectory(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open trajectory", "", "HDF5 trajectory (*.h5 *.hdf5);;All files (*)")
+        if path:
+            self.open_trajectory(path)
+
+    def open_trajectory(self, path: str | Path) -> bool:
+        """Scrub a trajectory file written earlier; its run opens too when it is on this
+        machine (for branches and the 2-D field). Its steps come in a tick at a time."""
+        if self.bridge.running:
+            self.banner.show_error("Sampling is running; cancel it before opening a trajectory.")
+            return False
+        try:
+            data = TrajectoryData(path)
+        except (StudioError, OSError, KeyError, ValueError) as exc:
+            self.banner.show_error(f"Cannot open trajectory {path}: {exc}")
+            return False
+        run_dir = data.settings.get("run_dir")
+        if run_dir and Path(run_dir).is_dir() and (self.run is None or self.run.path != Path(run_dir)):
+            self.state.set_run_dir(Path(run_dir))
+        self.stop_branch()
+        self._paths["main"] = data.path
+        self.set_data(data)
+        self._poll.start()
+        return True
 
     def refresh_checkpoints(self) -> None:
         """Checkpoints written since the run was opened (training goes on meanwhile)."""
