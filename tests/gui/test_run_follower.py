@@ -40,7 +40,7 @@ def test_follow_a_cli_run_live(qtbot, state, tmp_path):
         while proc.poll() is None and time.monotonic() < deadline:
             qtbot.wait(100)
             panel.refresh()
-            seen.append(len(panel.plots.curves["loss"].getData()[0] if panel.history.series["loss"].n else []))
+            seen.append(len(panel.plots.curves["loss"].xData if panel.history.series["loss"].n else []))
         assert proc.wait(timeout=60) == 0, proc.stderr.read().decode()
         qtbot.waitUntil(lambda: panel.history.step == 1500, timeout=10_000)
         panel.refresh()
@@ -49,9 +49,9 @@ def test_follow_a_cli_run_live(qtbot, state, tmp_path):
             proc.kill()
     grown = sorted(set(n for n in seen if 0 < n < 1500))
     assert len(grown) >= 2, seen  # the plots grew while the other process trained
-    x, y = panel.plots.curves["loss"].getData()
+    x, y = (panel.plots.curves["loss"].xData, panel.plots.curves["loss"].yData)
     assert len(x) == 1500 and np.all(np.isfinite(y))
-    assert len(panel.plots.curves["samples_per_s"].getData()[0]) > 10
+    assert len(panel.plots.curves["samples_per_s"].xData) > 10
     qtbot.waitUntil(lambda: panel.continue_button.isEnabled(), timeout=10_000)  # it ended: resumable here
     assert "finished" in panel.status_label.text()
     assert panel.preview.currentWidget() is panel.preview_images  # the newest preview PNG

@@ -89,12 +89,12 @@ def test_start_pause_resume_stop_and_reopen(qtbot, panel, tmp_path):
     # the plots receive data: curves, the loss-by-level curve and the heatmap image
     qtbot.waitUntil(lambda: panel.history.step >= 150, timeout=30_000)
     panel.refresh()
-    x, y = panel.plots.curves["loss_smooth"].getData()
+    x, y = (panel.plots.curves["loss_smooth"].xData, panel.plots.curves["loss_smooth"].yData)
     assert len(x) >= 30 and np.all(np.isfinite(y))
-    assert len(panel.plots.curves["grad_norm"].getData()[0]) == len(x)
-    assert len(panel.plots.curves["samples_per_s"].getData()[0]) == len(x)
-    assert len(panel.plots.curves["memory"].getData()[0]) == len(x)
-    assert len(panel.plots.curves["levels"].getData()[0]) >= 10  # log-SNR bins with losses
+    assert len(panel.plots.curves["grad_norm"].xData) == len(x)
+    assert len(panel.plots.curves["samples_per_s"].xData) == len(x)
+    assert len(panel.plots.curves["memory"].xData) == len(x)
+    assert len(panel.plots.curves["levels"].xData) >= 10  # log-SNR bins with losses
     image = panel.plots.heatmap.image
     assert image is not None and image.shape[0] >= 2 and np.isfinite(image).sum() > 20
     assert "samples/s" in panel.status_label.text() and "ETA" in panel.status_label.text()
@@ -132,7 +132,7 @@ def test_start_pause_resume_stop_and_reopen(qtbot, panel, tmp_path):
     qtbot.addWidget(other)
     assert other.open_run(run_dir)
     other.refresh()
-    x, _ = other.plots.curves["loss"].getData()
+    x = other.plots.curves["loss"].xData
     assert len(x) == stopped and x[0] == 1 and x[-1] == stopped
     assert other.form.fields["steps"].value() == 20000  # the run's config is shown
 
@@ -142,7 +142,7 @@ def test_start_pause_resume_stop_and_reopen(qtbot, panel, tmp_path):
         qtbot.mouseClick(other.continue_button, Qt.MouseButton.LeftButton)
     assert isinstance(ended.args[0], Finished) and ended.args[0].step == stopped + 60
     other.refresh()
-    x, _ = other.plots.curves["loss"].getData()
+    x = other.plots.curves["loss"].xData
     assert x[0] == 1 and x[-1] == stopped + 60
     assert any(f"from step {stopped}" in m for _, m in other.log.lines)
     assert RunDir(run_dir).status()["state"] == "finished"

@@ -168,7 +168,7 @@ class TrainingPlots(pg.GraphicsLayoutWidget):
             self.schedule_start.setData(t, log_snr)
 
     def has_data(self) -> bool:
-        x, _ = self.curves["loss_smooth"].getData()
+        x = self.curves["loss_smooth"].xData
         return x is not None and len(x) > 0
 
     def export_png(self, path: str | Path) -> Path:
