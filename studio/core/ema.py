@@ -8,6 +8,7 @@ normalisation statistics) are copied, not averaged.
 from __future__ import annotations
 
 import copy
+import math
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -23,6 +24,12 @@ class EMA:
     With ``warmup=True`` the decay ramps up as ``min(decay, (1 + n) / (10 + n))`` over the
     first updates (the TensorFlow ``ExponentialMovingAverage`` num_updates rule), so an
     early average is not dominated by the random initialisation.
+
+    ``update(model, steps=k)`` stands for k per-step updates with the current weights:
+    one lerp with the product of the k per-step decays (``decay**k`` once warmed up).
+    Updating every k steps this way is the usual trick to take the average off the
+    training step's path; the average lags the weights by fewer than k steps.
+    ``num_updates`` counts steps, so ``n`` above is the step count either way.
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.999, warmup: bool = True):
@@ -36,16 +43,17 @@ class EMA:
         for p in self.module.parameters():
             p.requires_grad_(False)
 
-    def current_decay(self) -> float:
+    def current_decay(self, n: int | None = None) -> float:
+        """The decay of the update after ``n`` steps (default: the steps so far)."""
         if not self.warmup:
             return self.decay
-        n = self.num_updates
+        n = self.num_updates if n is None else n
         return min(self.decay, (1.0 + n) / (10.0 + n))
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        d = self.current_decay()
-        self.num_updates += 1
+    def update(self, model: nn.Module, steps: int = 1) -> None:
+        d = math.prod(self.current_decay(self.num_updates + j) for j in range(steps))
+        self.num_updates += steps
         shadows = list(self.module.parameters())
         weights = [p.detach().to(s.dtype) for s, p in zip(shadows, model.parameters())]
         if shadows:  # one fused call: a python loop of lerp_ cost ~2x on CPU (bench_trainer)

@@ -50,6 +50,8 @@ TRAIN_KEYS: dict[str, Key] = {
     "grad_clip": Key(1.0, float, _at_least(0), "a number >= 0 (0 = off)"),
     "weight_decay": Key(0.0, float, _at_least(0), "a number >= 0"),
     "ema_decay": Key(0.999, float, lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    # the EMA is updated every k steps with decay**k (core.ema): off the step's path
+    "ema_every": Key(10, int, _at_least(1), "an integer >= 1 (steps between EMA updates)"),
     "log_every": Key(10, int, _at_least(1), "an integer >= 1 (metrics rows are flushed this often)"),
     "checkpoint_every": Key(1000, int, _at_least(1), "an integer >= 1"),
     "keep_checkpoints": Key(3, int, _at_least(1), "an integer >= 1"),
@@ -377,3 +379,12 @@ def sampler_options(cfg: Config) -> dict[str, Any]:
     """The ``[sample]`` keys that are options of its sampler."""
     sampler = SAMPLERS.get(cfg.sample.get("sampler") or "ancestral")
     return {k: v for k, v in cfg.sample.items() if k in sampler.defaults}
+
+
+def with_data_range(sampler: str, options: dict[str, Any], data_kind: str) -> dict[str, Any]:
+    """Images live in [-1, 1]: a sampler that takes ``clip_x0`` clips x0_hat there unless
+    the options set it (0 = off); Ho et al. 2020 and diffusers' ``clip_sample`` do the
+    same. Points have no known range: off unless asked for."""
+    if data_kind == "images" and "clip_x0" in SAMPLERS.get(sampler).defaults and options.get("clip_x0") is None:
+        return {**options, "clip_x0": 1.0}
+    return options

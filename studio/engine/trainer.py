@@ -1,11 +1,13 @@
 """The training job: a generator of events (docs/INTERFACES.md, engine).
 
-One step is: next batch, loss, backward, gradient norm (and clipping), a finiteness
-check, AdamW, EMA. Everything else is kept off the step's path so that the trainer runs
-at the speed of a bare hand-written loop (bench/bench_trainer.py): per-step figures stay
-on the device as 0-d tensors and are read back, written and reported once every
-``train.log_every`` steps; checkpoints and previews come every ``checkpoint_every`` /
-``preview_every`` steps.
+One step is: next batch, loss, backward, gradient norm, one host read of the loss and
+the norm (the finiteness check: the norm is non-finite whenever a gradient is), clipping
+only when the norm is over the bound, AdamW, and every ``train.ema_every`` steps the EMA.
+Everything else is kept off the step's path so that the trainer runs at the speed of a
+bare hand-written loop (bench/bench_trainer.py): per-sample noise levels and loss terms
+stay on the device and are read back, written and reported once every
+``train.log_every`` steps, memory figures at most once a second; checkpoints and
+previews come every ``checkpoint_every`` / ``preview_every`` steps.
 
 Reproducibility: the net's initial weights, the data order (a permutation per epoch
 drawn from ``(seed, epoch)``), the noise of the loss (a generator seeded from
@@ -32,7 +34,7 @@ from ..core.registry import SAMPLERS
 from ..core.seeding import get_rng_state, seed_everything, set_rng_state
 from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import Config, build_model, load_config, load_data, parse_config, resolve, sampler_options
+from .config import Config, build_model, load_config, load_data, parse_config, resolve, sampler_options, with_data_range
 from .control import Cancelled, JobControl
 from .events import CheckpointSaved, Event, Failed, Finished, Log, Preview, Progress, Started
 from .runs import MetricsWriter, RunDir, RunError, checkpoint_name, truncate_metrics
@@ -58,6 +60,28 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+class MemoryMonitor:
+    """Memory figures for Progress events, read at most every ``interval`` seconds (a
+    psutil reading costs ~0.1-0.5 ms: too much for every log interval of a fast run)."""
+
+    def __init__(self, device: torch.device, interval: float = 1.0):
+        self.device, self.interval = device, interval
+        self._at, self._figures = -math.inf, {}
+
+    def read(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if now - self._at >= self.interval:
+            self._at, self._figures = now, memory_figures(self.device)
+        return dict(self._figures)
+
+
+@functools.lru_cache(maxsize=1)
+def _process():
+    import psutil
+
+    return psutil.Process()
+
+
 def memory_figures(device: torch.device) -> dict[str, Any]:
     if device.type == "cuda":
         out: dict[str, Any] = {
@@ -74,7 +98,7 @@ def memory_figures(device: torch.device) -> dict[str, Any]:
         return out
     import psutil
 
-    proc = psutil.Process()
+    proc = _process()
     vm = psutil.virtual_memory()
     return {"kind": "cpu", "rss": int(proc.memory_info().rss), "ram_percent": float(vm.percent), "cpu_percent": float(psutil.cpu_percent(None))}
 
@@ -132,7 +156,8 @@ def sample_preview(method, net, dataset, cfg: Config, n: int, steps: int, seed: 
     device = next(net.parameters()).device
     sampler = cfg.sample.get("sampler", "ancestral")
     g = torch.Generator(device=device).manual_seed(seed)
-    x = sample(sampler, method, net, (n, *dataset.shape), steps, generator=g, **sampler_options(cfg))
+    options = with_data_range(sampler, sampler_options(cfg), dataset.kind)
+    x = sample(sampler, method, net, (n, *dataset.shape), steps, generator=g, **options)
     if dataset.kind == "images":
         return dataset.to_uint8(x.float().cpu()), None
     return None, dataset.to_raw(x.float().cpu()).astype(np.float32)
@@ -200,6 +225,7 @@ def train_job(
     warm_up()
     optimizer = torch.optim.AdamW(params, lr=tr["lr"], weight_decay=tr["weight_decay"])
     ema = EMA(net, decay=tr["ema_decay"])
+    ema_every = tr["ema_every"]
     order = BatchOrder(len(train_set), tr["batch_size"] // ctx.world or 1, tr["seed"], ctx.rank, ctx.world, dev)
     generator = torch.Generator(device=dev).manual_seed(tr["seed"] + 1000 * ctx.rank)
     seed_everything(tr["seed"] + 1000 * ctx.rank)  # dropout differs across ranks
@@ -230,9 +256,9 @@ def train_job(
     total = int(tr["steps"])
     if start >= total:
         raise ConfigError(f"run {run.path} is already at step {start} of [train] steps = {total}; pass a larger --steps")
-    model = objective
+    forward = objective.forward  # skips nn.Module.__call__'s hook machinery (no hooks here)
     if ctx.active:
-        model = nn.parallel.DistributedDataParallel(objective, device_ids=[dev.index] if dev.type == "cuda" else None)
+        forward = nn.parallel.DistributedDataParallel(objective, device_ids=[dev.index] if dev.type == "cuda" else None)
     data = train_set.data.to(dev)
     amp = bool(tr["amp"]) and dev.type == "cuda"
 
@@ -260,8 +286,9 @@ def train_job(
     log_every, ckpt_every = tr["log_every"], tr["checkpoint_every"]
     preview_every, grad_clip, base_lr, warmup = tr["preview_every"], tr["grad_clip"], tr["lr"], tr["warmup"]
     batch = order.batch
-    buf_loss: list[Tensor] = []
-    buf_norm: list[Tensor] = []
+    memory = MemoryMonitor(dev)
+    buf_loss: list[float] = []
+    buf_norm: list[float] = []
     buf_terms: list[dict[str, Tensor]] = []
     buf_levels: list[tuple[Tensor, Tensor]] = []
     buf_lr: list[float] = []
@@ -274,9 +301,9 @@ def train_job(
         nonlocal loss_smooth, t_flush, step_flush
         if not buf_loss:
             return None
-        losses = torch.stack(buf_loss).float().cpu().tolist()
-        norms = torch.stack(buf_norm).float().cpu().tolist()
-        terms = {k: torch.stack([t[k] for t in buf_terms]).float().cpu().tolist() for k in (buf_terms[0] if buf_terms else {})}
+        losses, norms = buf_loss, buf_norm
+        # per-step means of the per-sample terms, one stack per key for the whole interval
+        terms = {k: torch.stack([t[k] for t in buf_terms]).float().mean(1).cpu().tolist() for k in (buf_terms[0] if buf_terms else {})}
         now = time.perf_counter()
         first = step - len(losses) + 1
         rows = []
@@ -295,7 +322,7 @@ def train_job(
         lvl = torch.cat([b for _, b in buf_levels])[-LEVELS_PER_PROGRESS:].float().cpu().numpy().copy()
         event = Progress(
             step, total, losses[-1], loss_smooth, lam, lvl, norms[-1], buf_lr[-1],
-            rate * batch * ctx.world, (total - step) / max(rate, 1e-9), memory_figures(dev),
+            rate * batch * ctx.world, (total - step) / max(rate, 1e-9), memory.read(),
         )
         for b in (buf_loss, buf_norm, buf_terms, buf_levels, buf_lr):
             b.clear()
@@ -347,17 +374,20 @@ def train_job(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
             x = data[order.next()]
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                loss_vec, log_snr, terms = model(x, generator)
+            if amp:
+                with torch.autocast(dev.type, dtype=torch.bfloat16):
+                    loss_vec, log_snr, terms = forward(x, generator)
+            else:
+                loss_vec, log_snr, terms = forward(x, generator)
             loss = loss_vec.float().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            if grad_clip > 0:
-                norm = nn.utils.clip_grad_norm_(params, grad_clip)
-            else:
-                norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+            grads = [p.grad for p in params if p.grad is not None]
+            norm_t = nn.utils.get_total_norm(grads, foreach=True)
+            # the one host read a step: a NaN or inf anywhere in the gradients makes the norm non-finite
+            loss_f, norm = float(loss.detach()), float(norm_t)
             step = step0 + 1
-            if not bool(torch.isfinite(loss) & torch.isfinite(norm)):  # the one host sync a step
+            if not math.isfinite(loss_f + norm):
                 step = step0
                 if main:
                     event = flush()
@@ -366,19 +396,24 @@ def train_job(
                     run.write_status("failed", step, message=f"non-finite loss at step {step0 + 1}")
                 where = f"last good checkpoint: {last_ckpt}" if last_ckpt else "no checkpoint was saved yet"
                 yield Failed(
-                    f"loss became {float(loss)} at step {step0 + 1}; the update was skipped and training stopped "
-                    f"({where}; lower [train] lr or raise warmup, then resume)",
+                    f"loss became {loss_f} (gradient norm {norm}) at step {step0 + 1}; the update was skipped and "
+                    f"training stopped ({where}; lower [train] lr or raise warmup, then resume)",
                     step=step0 + 1, nan=True, checkpoint=str(last_ckpt) if last_ckpt else None,
                 )
                 return
+            # clip_grad_norm_'s factor, applied only where it is < 1 (it multiplies by 1 otherwise)
+            coef = grad_clip / (norm + 1e-6)
+            if grad_clip > 0 and coef < 1.0:
+                torch._foreach_mul_(grads, coef)
             optimizer.step()
-            ema.update(net)
-            buf_loss.append(loss.detach())
-            buf_norm.append(norm.detach())
+            if step % ema_every == 0:
+                ema.update(net, steps=ema_every)
+            buf_loss.append(loss_f)
+            buf_norm.append(norm)
             buf_lr.append(lr)
             buf_levels.append((log_snr.detach(), loss_vec.detach()))
             if terms:
-                buf_terms.append({k: v.detach().float().mean() for k, v in terms.items()})
+                buf_terms.append({k: v.detach() for k, v in terms.items()})
             if step % log_every == 0 or step == total:
                 event = flush()
                 if event is not None:
