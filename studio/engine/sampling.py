@@ -13,7 +13,7 @@ import torch
 
 from ..core.errors import ConfigError
 from ..core.registry import SAMPLERS
-from .config import sampler_options
+from .config import sampler_options, with_data_range
 from .control import Cancelled, JobControl
 from .events import Event, Finished, SampleStep, Started
 from .runs import RunDir
@@ -59,6 +59,7 @@ def sample_job(
     smp = SAMPLERS.get(name)
     if options is None:
         options = sampler_options(cfg) if name == cfg.sample.get("sampler") else {}
+    options = with_data_range(name, options, info.kind)
     steps = _count("steps", steps if steps is not None else cfg.sample.get("steps", 1000))
     if x_init is not None:
         x_init = info.from_raw(np.asarray(x_init))

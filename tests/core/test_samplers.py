@@ -308,3 +308,42 @@ def test_cuda(sampler_name, method_name):
     records = list(SAMPLERS.get(sampler_name)(method, net, (256, 2), 5, g, x_init=torch.zeros(256, 2, device="cuda")))
     assert all(r.x_next.is_cuda and r.x0_hat.is_cuda for r in records)
     assert torch.isfinite(records[-1].x_next).all()
+
+
+# ----------------------------------------------------------------------------------
+# clip_x0: eps models at the end of the cosine schedule
+# ----------------------------------------------------------------------------------
+
+
+class OffByEps(GaussianDenoiser):
+    """The exact denoiser with a small constant eps error, as a trained net has
+    (~0.04-0.05 rms at the last cosine levels for an MLP trained on moons)."""
+
+    def forward(self, x_in: torch.Tensor, log_snr: torch.Tensor) -> torch.Tensor:
+        return super().forward(x_in, log_snr) + 0.03
+
+
+def test_clip_x0_tames_eps_error_at_the_end_of_the_cosine_schedule():
+    """Cosine (beta_T clipped to 0.999): alpha_T ~ 5e-5, so x0_hat = (x - sigma eps_hat) / alpha
+    turns an eps error of 0.03 into an x0 error of ~600, which DDIM's first step carries
+    to alpha_s x0_hat with alpha_s ~ 0.03 (samples ~9 off). Clamping x0_hat to a bound of
+    the data range (diffusers' clip_sample) keeps the step sane. (A trained net, which
+    extrapolates worse than this exact one, breaks the ancestral sampler too:
+    tests/core/test_training_quality.py.)"""
+    method = METHODS.get("ddpm")(make_schedule("cosine", steps=1000))
+    run = lambda **opts: sample("ddim", method, OffByEps(True), (2000, 2), 50, torch.Generator().manual_seed(0), **opts)
+    for off in (run(), run(clip_x0=0.0)):  # the failure clipping fixes; 0 is off
+        assert float((off.mean(0) - MU).abs().max()) > 5
+    x = run(clip_x0=3.0)
+    assert x.mean(0).tolist() == pytest.approx(MU.tolist(), abs=0.2)
+    assert x.std(0).tolist() == pytest.approx([S, S], rel=0.1)
+
+
+def test_clip_x0_bounds_every_x0_hat_and_is_checked():
+    method = METHODS.get("ddpm")(make_schedule("cosine", steps=100))
+    records = list(SAMPLERS.get("ddim")(method, OffByEps(True), (64, 2), 10, clip_x0=1.5))
+    assert max(float(r.x0_hat.abs().max()) for r in records) <= 1.5
+    assert float(records[-1].x_next.abs().max()) <= 1.5  # the last step lands on x0_hat
+    for bad in (-1.0, "big", True, math.inf):
+        with pytest.raises(StudioError, match="clip_x0"):
+            SAMPLERS.get("ancestral")(method, ToyNet(), (4, 2), 5, clip_x0=bad)

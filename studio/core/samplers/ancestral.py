@@ -60,7 +60,7 @@ class Ancestral(Sampler):
     """DDPM ancestral sampling (Ho et al. Alg. 2), VDM's on a T-step grid, SMLD's for NCSN."""
 
     name = "ancestral"
-    defaults = {"variance": "posterior"}
+    defaults = {"variance": "posterior", "clip_x0": None}
 
     def check_options(self, opts: dict[str, Any]) -> None:
         if opts["variance"] not in VARIANCES:

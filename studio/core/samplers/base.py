@@ -12,6 +12,13 @@ with per-step numbers that depend only on the schedule. So a sampler is a *plan*
 those numbers, computed once as plain Python floats before the loop, and the loop is
 one network call and a handful of fused tensor ops per step (PITFALLS.md: a
 diffusers ``step`` costs as much as a small MLP's forward pass).
+
+The option ``clip_x0 = b`` (every built-in sampler; off by default) clamps x0_hat to
+[-b, b] before it enters the step, ``x_next = A x + B clip(x0_hat) + C eps_hat + D z``
+(diffusers' ``clip_sample``; Ho et al. clip to the image range [-1, 1], and the engine
+passes b = 1 for images). It matters where alpha is tiny: x0_hat = (x - sigma eps_hat) /
+alpha multiplies the network's error by 1 / alpha (~4000 at the end of the cosine
+schedule), and a step whose next alpha_s is not as tiny carries that error on.
 """
 
 from __future__ import annotations
@@ -67,6 +74,9 @@ class Step(NamedTuple):
     a: float  # x_next = a x + b out + c z
     b: float
     c: float
+    A: float  # the same step as x_next = A x + B x0_hat + C eps_hat + c z (for clip_x0)
+    B: float
+    C: float
 
 
 # ----------------------------------------------------------------------------------
@@ -100,7 +110,7 @@ def make_step(kind: str, level: Level, A: float, B: float, C: float, D: float) -
     p, q, u, w = readout(kind, level.alpha, level.sigma)
     # EDM's c_in = 1 / sqrt(alpha^2 + sigma^2) (core.parameterization.input_scale)
     c_in = 1.0 / math.sqrt(level.alpha**2 + level.sigma**2)
-    return Step(level, c_in, p, q, u, w, A + B * p + C * u, B * q + C * w, D)
+    return Step(level, c_in, p, q, u, w, A + B * p + C * u, B * q + C * w, D, A, B, C)
 
 
 def to_data(kind: str, level: Level) -> Step:
@@ -165,11 +175,20 @@ def _device_dtype(net: nn.Module, x_init: Tensor | None) -> tuple[torch.device, 
     return param.device, param.dtype
 
 
+def check_clip(sampler: str, value: Any) -> float | None:
+    """``clip_x0``: None or 0 (off), or a bound b > 0 for x0_hat in [-b, b]."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < math.inf:
+        raise StudioError(f"sampler {sampler!r}: clip_x0 = {value!r} must be a number >= 0 (0 = off) or None")
+    return float(value) or None
+
+
 class Sampler(ABC):
     """A reverse-process sampler: a plan of per-step numbers and the loop that runs it.
 
-    Subclasses set ``name``, ``defaults`` (every option and its default) and write
-    :meth:`check_options` and :meth:`plan`.
+    Subclasses set ``name``, ``defaults`` (every option and its default; ``clip_x0``
+    among them makes the loop honour it) and write :meth:`check_options` and :meth:`plan`.
     """
 
     name: str = ""
@@ -184,6 +203,8 @@ class Sampler(ABC):
                 allowed = ", ".join(self.defaults) or "none"
                 raise StudioError(f"unknown option {key!r} for sampler {self.name!r}; allowed: {allowed}")
         opts = {**self.defaults, **options}
+        if "clip_x0" in opts:
+            opts["clip_x0"] = check_clip(self.name, opts["clip_x0"])
         self.check_options(opts)
         return opts
 
@@ -241,7 +262,7 @@ class Sampler(ABC):
             # never the global RNG (it would change the caller's state): a private one
             generator = torch.Generator(device=device)
             generator.seed()
-        return run(plan, method, net, shape, generator, x_init, device, dtype)
+        return run(plan, method, net, shape, generator, x_init, device, dtype, opts.get("clip_x0"))
 
 
 # ----------------------------------------------------------------------------------
@@ -258,6 +279,7 @@ def run(
     x_init: Tensor | None,
     device: torch.device,
     dtype: torch.dtype,
+    clip: float | None = None,
 ) -> Iterator[StepRecord]:
     """Run a plan, yielding one record per step. Grad mode is entered per step, never
     across a ``yield`` (a suspended ``with torch.no_grad()`` leaks into the caller)."""
@@ -268,21 +290,30 @@ def run(
         x = x_init.detach()
     for index, step in enumerate(plan):
         with torch.no_grad():
-            x0, eps, x_next = take_step(step, net, x, generator)
+            x0, eps, x_next = take_step(step, net, x, generator, clip)
         level = step.level
         yield StepRecord(index, level.t, level.log_snr, level.sigma, x, x0, eps, x_next)
         x = x_next
 
 
-def take_step(step: Step, net: nn.Module, x: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
-    """One network call, then x0_hat, eps_hat and x_next as fused scalar-tensor ops.
-    Every returned tensor is new; ``x`` is never written to."""
+def take_step(
+    step: Step, net: nn.Module, x: Tensor, generator: torch.Generator, clip: float | None = None
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One network call, then x0_hat, eps_hat and x_next as fused scalar-tensor ops
+    (x0_hat clamped to [-clip, clip] first when ``clip`` is given). Every returned
+    tensor is new; ``x`` is never written to."""
     # c_in is 1 up to rounding on variance-preserving processes: skip the multiply
     x_in = x if abs(step.c_in - 1.0) < 1e-9 else x * step.c_in
     out = net(x_in, x.new_full((x.shape[0],), step.level.log_snr))
     x0 = out if step.p == 0.0 and step.q == 1.0 else torch.add(x * step.p, out, alpha=step.q)
     eps = out if step.u == 0.0 and step.w == 1.0 else torch.add(x * step.u, out, alpha=step.w)
-    mean = torch.add(x * step.a, out, alpha=step.b)
+    if clip:
+        x0 = x0.clamp(-clip, clip)
+        mean = torch.add(x * step.A, x0, alpha=step.B)
+        if step.C != 0.0:
+            mean = mean.add_(eps, alpha=step.C)
+    else:
+        mean = torch.add(x * step.a, out, alpha=step.b)
     if step.c == 0.0:
         return x0, eps, mean
     # mean + c z in one op, bit for bit the same as mean + c * randn (and as cheap as randn)

@@ -28,7 +28,7 @@ class DDIM(Sampler):
     """DDIM (Song, Meng & Ermon 2021, eq. 12): any number of steps, eta = 0 deterministic."""
 
     name = "ddim"
-    defaults = {"eta": 0.0}
+    defaults = {"eta": 0.0, "clip_x0": None}
 
     def check_options(self, opts: dict[str, Any]) -> None:
         eta = opts["eta"]

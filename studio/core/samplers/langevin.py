@@ -33,7 +33,7 @@ class Langevin(Sampler):
     """NCSN annealed Langevin dynamics (Song & Ermon 2019, Alg. 1): steps = noise levels."""
 
     name = "langevin"
-    defaults = {"n_steps_each": 10, "step_lr": None, "denoise": True}
+    defaults = {"n_steps_each": 10, "step_lr": None, "denoise": True, "clip_x0": None}
 
     def check_options(self, opts: dict[str, Any]) -> None:
         check_int(self.name, "n_steps_each", opts["n_steps_each"])
