@@ -97,6 +97,23 @@ def main(argv: list[str]) -> int:
 
     shoot_viewer(app, window, state, shot, Path(tempfile.mkdtemp(prefix="studio-shots-runs-")))
 
+    # training monitor mid-training: a short real run on the toy set
+    training = window.panel("training")
+    training.runs_root.setText(tempfile.mkdtemp(prefix="shots_runs_"))
+    training.form.load_preset("quick_toy")
+    training.form.fields["steps"].setValue(3000)
+    training.form.fields["preview_every"].setValue(300)
+    window.raise_panel("training")
+    training.start()
+    deadline = time.monotonic() + 60
+    while training.history.step < 900 and time.monotonic() < deadline:
+        settle(app, 0.1)
+    settle(app, 0.5)  # a full cycle of the round-robin plot updates
+    shot(training, "panel_training_running.png")
+    shot(window, "window_training.png")
+    training.bridge.stop_and_wait(60)
+
+    training.ask_stop_on_close = lambda: True
     window.close()
     for path in saved:
         print(path)
