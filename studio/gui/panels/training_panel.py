@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from studio.core.errors import ConfigError, StudioError
 from studio.engine.events import CheckpointSaved, Failed, Finished, Log, Preview, Progress, Started
 from studio.engine.runs import RunDir
-from studio.engine.trainer import train_job
+from studio.engine.trainer import train_job, warm_up
 from studio.gui.job_bridge import JobBridge
 from studio.gui.state import AppState
 from studio.gui.widgets import ImageGridView, MessageBanner, ScatterView
@@ -76,6 +76,9 @@ def memory_text(memory: dict[str, Any]) -> str:
 class TrainingPanel(QWidget):
     def __init__(self, state: AppState, window=None, parent=None):
         super().__init__(parent)
+        # the first AdamW imports ~830 modules: here, at start-up, not in a training
+        # worker where it would hold the GIL ~100 ms (PITFALLS.md); cached after once
+        warm_up()
         self.state, self.window = state, window
         self.history = TrainingHistory()
         self.bridge = JobBridge(interval_ms=50, parent=self)
