@@ -102,3 +102,19 @@ def test_embedding_is_bounded_and_distinguishes_levels(kind):
     e = emb(torch.tensor([-30.0, -1.0, 0.0, 1.0, 30.0, float("nan")]).nan_to_num(0.0))
     assert e.shape == (6, 16) and e.abs().max() <= 1.0
     assert (e[1] - e[3]).abs().max() > 1e-2
+
+
+def test_ema_update_of_k_steps_is_k_updates_with_the_same_weights():
+    """update(net, steps=k) (the trainer's every-k-steps EMA) equals k single updates
+    while the weights stay put, warm-up ramp included; num_updates counts steps."""
+    net = torch.nn.Linear(3, 2)
+    one, many = EMA(net, decay=0.99), EMA(net, decay=0.99)
+    for _ in range(3):
+        with torch.no_grad():
+            net.weight.add_(1.0)
+        for _ in range(10):
+            one.update(net)
+        many.update(net, steps=10)
+        assert torch.allclose(one.module.weight, many.module.weight, atol=1e-6)
+    assert one.num_updates == many.num_updates == 30
+    assert not torch.allclose(many.module.weight, net.weight)  # still an average, not a copy
