@@ -238,3 +238,22 @@ def test_closing_the_window_while_training_asks_then_saves_a_checkpoint(qtbot, s
     assert status["state"] == "cancelled"
     assert run.latest_checkpoint().name == f"step_{status['step']:08d}.safetensors"
     assert json.loads((run.path / "status.json").read_text())["step"] > 0
+
+
+def test_options_with_allowed_values_are_lists_and_reach_the_config(qtbot, panel):
+    from PySide6.QtWidgets import QComboBox
+
+    form = panel.form
+    form._set_method("ddpm", {})
+    prediction = form.method_form.editors["prediction"]
+    assert isinstance(prediction, QComboBox)
+    assert [prediction.itemText(i) for i in range(prediction.count())] == ["eps", "x0", "v"]
+    prediction.setCurrentIndex(prediction.findData("v"))
+    variance = form.method_form.editors["variance"]
+    variance.setCurrentIndex(variance.findData("beta"))
+    section = form.sections()["method"]
+    assert section["prediction"] == "v" and section["variance"] == "beta"
+    assert isinstance(form.network_form.editors["embedding"], QComboBox)
+    form._set_method("vdm", {"data": "uint8"})
+    assert form.method_form.editors["data"].currentData() == "uint8"
+    assert not form.method_form.editors["prediction"].isEnabled()  # eps is the only choice

@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence, get_args
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +29,12 @@ class LossOutput:
     log_snr: Tensor
     t: Tensor
     terms: dict[str, Tensor] = field(default_factory=dict)
+
+
+# Option values as Literal annotations: the config checks and the app's forms read them.
+DataKind = Literal["continuous", "uint8"]  # uint8: the discretized decoder L_0 for 8-bit data
+DATA_KINDS = get_args(DataKind)
+EpsOnly = Literal["eps"]
 
 
 def check_choice(method: str, key: str, value: Any, allowed: Sequence[str]) -> str:

@@ -17,6 +17,7 @@ Step index ``i`` (0-based) is the paper's ``t = i + 1``.
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -25,11 +26,12 @@ from ..errors import ConfigError, ScheduleError
 from ..parameterization import Prediction, from_x0_eps, q_sample, to_x0_eps
 from ..registry import METHODS
 from ..schedules import DiscreteSchedule, Schedule, discretize
-from .base import LossOutput, Method, check_choice, mean_dims, randint, randn, sum_dims
+from .base import DATA_KINDS, DataKind, LossOutput, Method, check_choice, mean_dims, randint, randn, sum_dims
 from .gaussians import discretized_gaussian_nll, normal_kl, normal_nll
 
-DATA_KINDS = ("continuous", "uint8")
-VARIANCES = ("posterior", "beta")
+Variance = Literal["posterior", "beta"]
+VARIANCES = get_args(Variance)
+DDPMPrediction = Literal["eps", "x0", "v"]
 
 
 class DDPM(Method):
@@ -37,14 +39,14 @@ class DDPM(Method):
     ``steps``, default the schedule's own)."""
 
     name = "ddpm"
-    predictions = ("eps", "x0", "v")
+    predictions = get_args(DDPMPrediction)
 
     def __init__(
         self,
         schedule: Schedule,
-        prediction: str = "eps",
-        variance: str = "posterior",
-        data: str = "continuous",
+        prediction: DDPMPrediction = "eps",
+        variance: Variance = "posterior",
+        data: DataKind = "continuous",
         steps: int | None = None,
     ):
         if not schedule.variance_preserving:

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from ..errors import ScheduleError
 from ..registry import METHODS
 from ..schedules import GeometricSchedule, Schedule
-from .base import LossOutput, Method, randint, randn, sum_dims
+from .base import EpsOnly, LossOutput, Method, randint, randn, sum_dims
 
 
 class NCSN(Method):
@@ -28,7 +28,7 @@ class NCSN(Method):
     name = "ncsn"
     predictions = ("eps",)
 
-    def __init__(self, schedule: Schedule, prediction: str = "eps"):
+    def __init__(self, schedule: Schedule, prediction: EpsOnly = "eps"):
         if not isinstance(schedule, GeometricSchedule):
             raise ScheduleError(
                 f"method 'ncsn' needs a variance-exploding schedule (family 'geometric'), "

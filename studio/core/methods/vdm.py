@@ -30,10 +30,8 @@ from ..errors import ConfigError, ScheduleError
 from ..metrics import bits_per_dim
 from ..registry import METHODS
 from ..schedules import Schedule
-from .base import LossOutput, Method, check_choice, rand, randn, sum_dims
+from .base import DATA_KINDS, DataKind, EpsOnly, LossOutput, Method, check_choice, rand, randn, sum_dims
 from .gaussians import LOG_2PI, normal_kl
-
-DATA_KINDS = ("continuous", "uint8")
 
 
 class VDM(Method):
@@ -42,7 +40,7 @@ class VDM(Method):
     name = "vdm"
     predictions = ("eps",)
 
-    def __init__(self, schedule: Schedule, prediction: str = "eps", data: str = "continuous", antithetic: bool = True):
+    def __init__(self, schedule: Schedule, prediction: EpsOnly = "eps", data: DataKind = "continuous", antithetic: bool = True):
         if not schedule.variance_preserving:
             raise ScheduleError(
                 f"method 'vdm' needs a variance-preserving schedule, got {schedule.family!r} (variance exploding)"

@@ -10,6 +10,7 @@ the features are taken.
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -18,7 +19,8 @@ from ..errors import ConfigError
 
 LOG_SNR_CLAMP = 30.0
 LOG_SNR_SCALE = 8.0
-EMBEDDINGS = ("sinusoidal", "fourier")
+Embedding = Literal["sinusoidal", "fourier"]  # the annotation forms offer as a list
+EMBEDDINGS = get_args(Embedding)
 
 
 def clamp_log_snr(log_snr: Tensor) -> Tensor:

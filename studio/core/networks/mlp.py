@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import NETWORKS
-from .embedding import NoiseEmbedding
+from .embedding import Embedding, NoiseEmbedding
 
 
 class ResidualBlock(nn.Module):
@@ -43,7 +43,7 @@ class MLP(nn.Module):
         hidden: int = 256,
         depth: int = 4,
         emb_dim: int = 64,
-        embedding: str = "sinusoidal",
+        embedding: Embedding = "sinusoidal",
     ):
         super().__init__()
         shape = tuple(int(s) for s in (data_shape if isinstance(data_shape, Sequence) else (data_shape,)))
@@ -74,6 +74,6 @@ class MLP(nn.Module):
 
 
 @NETWORKS.register("mlp", data="points")
-def mlp(data_shape: Sequence[int], hidden: int = 256, depth: int = 4, emb_dim: int = 64, embedding: str = "sinusoidal") -> MLP:
+def mlp(data_shape: Sequence[int], hidden: int = 256, depth: int = 4, emb_dim: int = 64, embedding: Embedding = "sinusoidal") -> MLP:
     """Residual MLP with a log-SNR embedding, for points (N, D)."""
     return MLP(data_shape, hidden=hidden, depth=depth, emb_dim=emb_dim, embedding=embedding)

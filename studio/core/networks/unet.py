@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..registry import NETWORKS
-from .embedding import NoiseEmbedding  # clamps log-SNR to [-30, 30] before embedding
+from .embedding import Embedding, NoiseEmbedding  # clamps log-SNR to [-30, 30] before embedding
 
 MIN_SIDE = 8
 
@@ -98,7 +98,7 @@ class UNet(nn.Module):
         num_res_blocks: int = 2,
         attention_resolutions: Sequence[int] = (8,),
         dropout: float = 0.0,
-        embedding: str = "sinusoidal",
+        embedding: Embedding = "sinusoidal",
     ):
         super().__init__()
         c, h, w = _check_shape(data_shape)

@@ -1,8 +1,9 @@
 """A form of editors built from a factory's signature (schedules, also plugin ones).
 
-Each keyword parameter gets an editor chosen by its default value: a check box for
-bool, a spin box for int, a line edit for float (so 1e-4 reads as typed) and for
-anything else (JSON). Parameters in ``hidden`` (e.g. a custom schedule's points,
+Each keyword parameter gets an editor chosen by its annotation and default value: a
+combo box for a ``Literal[...]`` annotation (its allowed values), a check box for bool, a
+spin box for int, a line edit for float (so 1e-4 reads as typed) and for anything else
+(JSON). Parameters in ``hidden`` (e.g. a custom schedule's points,
 edited by dragging) get none.
 """
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import inspect
 import json
+import typing
 from typing import Any, Callable
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QFormLayout, QLineEdit, QSpinBox, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLineEdit, QSpinBox, QWidget
 
 from studio.core.errors import StudioError
 
@@ -26,6 +28,16 @@ def signature_defaults(factory: Callable) -> dict[str, Any]:
             continue
         out[name] = p.default
     return out
+
+
+def literal_choices(factory: Callable) -> dict[str, tuple]:
+    """Parameters annotated ``Literal[...]`` and their allowed values."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # a plugin's annotation that does not resolve: plain editors then
+        return {}
+    return {k: typing.get_args(v) for k, v in hints.items() if typing.get_origin(v) is typing.Literal}
 
 
 class ParameterForm(QWidget):
@@ -46,17 +58,27 @@ class ParameterForm(QWidget):
             self.form.removeRow(0)
         self.editors.clear()
         self._kinds.clear()
+        choices = literal_choices(factory)
         for name, default in signature_defaults(factory).items():
             if name in hidden:
                 continue
             value = values.get(name, None if default is inspect.Parameter.empty else default)
             kind = type(default) if default not in (inspect.Parameter.empty, None) else type(value)
-            editor = self._editor(kind, value)
+            editor = self._choice_editor(choices[name], value) if name in choices else self._editor(kind, value)
             editor.setObjectName(name)
             editor.setToolTip(f"{name} (default {default!r})" if default is not inspect.Parameter.empty else name)
             self.editors[name] = editor
             self._kinds[name] = kind
             self.form.addRow(name, editor)
+
+    def _choice_editor(self, allowed: tuple, value: Any) -> QComboBox:
+        w = QComboBox()
+        for option in allowed:
+            w.addItem(str(option), option)
+        w.setCurrentIndex(max(0, w.findData(value)))
+        w.setEnabled(len(allowed) > 1)  # a single allowed value is shown, not offered
+        w.currentIndexChanged.connect(self._on_changed)
+        return w
 
     def _editor(self, kind: type, value: Any) -> QWidget:
         if kind is bool:
@@ -88,6 +110,8 @@ class ParameterForm(QWidget):
                 w.setChecked(bool(value))
             elif isinstance(w, QSpinBox):
                 w.setValue(int(value))
+            elif isinstance(w, QComboBox):
+                w.setCurrentIndex(max(0, w.findData(value)))
             else:
                 w.setText(f"{value:g}" if isinstance(value, float) else json.dumps(value))
             w.blockSignals(False)
@@ -99,6 +123,8 @@ class ParameterForm(QWidget):
                 out[name] = w.isChecked()
             elif isinstance(w, QSpinBox):
                 out[name] = w.value()
+            elif isinstance(w, QComboBox):
+                out[name] = w.currentData()
             else:
                 out[name] = self._parse(name, w.text())
         return out
