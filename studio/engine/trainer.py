@@ -40,6 +40,7 @@ from .events import CheckpointSaved, Event, Failed, Finished, Log, Preview, Prog
 from .runs import MetricsWriter, RunDir, RunError, checkpoint_name, truncate_metrics
 
 LEVELS_PER_PROGRESS = 4096  # cap on the per-sample (log-SNR, loss) pairs one Progress carries
+LEVELS_PER_ROW = 64  # the pairs kept in metrics.jsonl per flush (loss by noise level for a follower)
 
 
 @functools.lru_cache(maxsize=None)
@@ -313,13 +314,18 @@ def train_job(
             row.update({k: v[j] for k, v in terms.items()})
             rows.append(row)
         rate = (step - step_flush) / max(now - t_flush, 1e-9)
-        rows[-1]["time"] = elapsed0 + now - t0
-        rows[-1]["steps_per_s"] = rate
-        if writer is not None:
-            writer.write(rows)
         # numpy copies owning their memory: nothing the worker keeps touches them
         lam = torch.cat([a for a, _ in buf_levels])[-LEVELS_PER_PROGRESS:].float().cpu().numpy().copy()
         lvl = torch.cat([b for _, b in buf_levels])[-LEVELS_PER_PROGRESS:].float().cpu().numpy().copy()
+        rows[-1]["time"] = elapsed0 + now - t0
+        rows[-1]["steps_per_s"] = rate
+        # an evenly spaced sample of the pairs, so that a run followed from its directory
+        # (another process, a cluster) still shows loss by noise level
+        keep = slice(None, None, max(1, len(lam) // LEVELS_PER_ROW))
+        rows[-1]["level_log_snr"] = [round(float(v), 3) for v in lam[keep][:LEVELS_PER_ROW]]
+        rows[-1]["level_loss"] = [float(f"{v:.4g}") for v in lvl[keep][:LEVELS_PER_ROW]]
+        if writer is not None:
+            writer.write(rows)
         event = Progress(
             step, total, losses[-1], loss_smooth, lam, lvl, norms[-1], buf_lr[-1],
             rate * batch * ctx.world, (total - step) / max(rate, 1e-9), memory.read(),

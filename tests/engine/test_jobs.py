@@ -104,6 +104,12 @@ def test_train_job_events_and_run_dir(tmp_path):
     run = RunDir(tmp_path / "run")
     assert [r["step"] for r in run.metrics()] == list(range(1, 61))
     assert run.tail_metrics(55)[0]["step"] == 56
+    # each flush's last row carries a sample of its (log-SNR, loss) pairs, for a follower
+    sampled = [r for r in run.metrics() if "level_log_snr" in r]
+    assert [r["step"] for r in sampled] == list(range(5, 61, 5))
+    assert all(len(r["level_log_snr"]) == len(r["level_loss"]) == 64 for r in sampled)
+    gaps = np.abs(np.asarray(sampled[-1]["level_log_snr"])[:, None] - p.level_log_snr[None, :]).min(1)
+    assert gaps.max() < 1e-3  # drawn from the last Progress's own pairs
     assert len(run.checkpoints()) == 2 and len(run.previews()) == 2
     method, net, info = run.load_model("ema")
     assert info.kind == "points" and info.shape == (2,)

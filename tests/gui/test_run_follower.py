@@ -52,6 +52,9 @@ def test_follow_a_cli_run_live(qtbot, state, tmp_path):
     x, y = (panel.plots.curves["loss"].xData, panel.plots.curves["loss"].yData)
     assert len(x) == 1500 and np.all(np.isfinite(y))
     assert len(panel.plots.curves["samples_per_s"].xData) > 10
+    # loss by noise level comes from the metrics file too: curve and heatmap filled
+    assert len(panel.plots.curves["levels"].xData) >= 10
+    assert np.isfinite(panel.history.levels.image()).sum() > 10
     qtbot.waitUntil(lambda: panel.continue_button.isEnabled(), timeout=10_000)  # it ended: resumable here
     assert "finished" in panel.status_label.text()
     assert panel.preview.currentWidget() is panel.preview_images  # the newest preview PNG

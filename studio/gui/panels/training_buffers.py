@@ -165,8 +165,8 @@ class TrainingHistory:
         self.version += 1
 
     def add_rows(self, rows: list[dict[str, Any]], batch_size: int) -> None:
-        """Rows of ``metrics.jsonl`` (one per step); the rate is on the last row of each
-        flushed batch. Loss by noise level is not in the file, so it stays as it is."""
+        """Rows of ``metrics.jsonl`` (one per step); the rate and a sample of the
+        (log-SNR, loss) pairs are on the last row of each flushed batch."""
         if not rows:
             return
         steps = [r["step"] for r in rows]
@@ -175,5 +175,8 @@ class TrainingHistory:
             s[name].extend(steps, [r.get(name, math.nan) for r in rows])
         rated = [r for r in rows if "steps_per_s" in r]
         s["samples_per_s"].extend([r["step"] for r in rated], [r["steps_per_s"] * batch_size for r in rated])
+        for r in rows:
+            if r.get("level_log_snr"):
+                self.levels.add(r["step"], np.asarray(r["level_log_snr"], np.float32), np.asarray(r["level_loss"], np.float32))
         self.step = max(self.step, steps[-1])
         self.version += 1
