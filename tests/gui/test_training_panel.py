@@ -257,3 +257,30 @@ def test_options_with_allowed_values_are_lists_and_reach_the_config(qtbot, panel
     form._set_method("vdm", {"data": "uint8"})
     assert form.method_form.editors["data"].currentData() == "uint8"
     assert not form.method_form.editors["prediction"].isEnabled()  # eps is the only choice
+
+
+def test_loss_by_noise_level_binned_by_t_follows_the_schedule(qtbot, panel, tmp_path):
+    """The same losses binned by t: with the run's schedule, bin k holds the samples whose
+    log-SNR maps to t in bin k; switching the view redraws curve and heatmap."""
+    assert panel.open_run(_short_run(tmp_path))
+    h = panel.history
+    assert h.levels.counts.sum() > 0 and h.levels.counts.sum() == h.levels_t.counts.sum()
+    panel.bin_by.setCurrentIndex(panel.bin_by.findData("t"))
+    x, y = panel.plots.curves["levels"].getData()
+    assert len(x) >= 10 and x.min() >= 0.0 and x.max() <= 1.0
+    # a linear DDPM schedule: small t (high log-SNR) is where eps is hardest to predict
+    assert y[np.argmin(x)] > y[np.argmax(x)]
+    rect = panel.plots.heatmap.mapRectToParent(panel.plots.heatmap.boundingRect())
+    assert abs(rect.top() - 0.0) < 1e-6 and abs(rect.bottom() - 1.0) < 1e-6  # the heatmap spans t in [0, 1]
+    panel.bin_by.setCurrentIndex(panel.bin_by.findData("log_snr"))
+    x, _ = panel.plots.curves["levels"].getData()
+    assert x.min() < 0.0  # back to log-SNR bins
+
+
+def _short_run(tmp_path):
+    from studio.engine.jobs import train_job as job
+
+    run = tmp_path / "short"
+    for _ in job(tiny_toml(tmp_path, steps=300), run):
+        pass
+    return run

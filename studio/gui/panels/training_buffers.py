@@ -129,6 +129,8 @@ class TrainingHistory:
     def __init__(self) -> None:
         self.series = {name: Series() for name in self.CURVES}
         self.levels = LevelHeatmap()
+        self.levels_t = LevelHeatmap(bins=50, lo=0.0, hi=1.0)  # the same losses binned by t
+        self._t_of_log_snr: tuple[np.ndarray, np.ndarray] | None = None
         self.memory_kind = ""
         self.version = 0
         self.step = 0
@@ -139,9 +141,24 @@ class TrainingHistory:
         for s in self.series.values():
             s.clear()
         self.levels.clear(total_steps, log_every)
+        self.levels_t.clear(total_steps, log_every)
         self.memory_kind = ""
         self.step, self.total, self.last = 0, total_steps, None
         self.version += 1
+
+    def set_schedule(self, t: np.ndarray | None, log_snr: np.ndarray | None) -> None:
+        """The run's schedule curve, so that losses drawn at a log-SNR are also binned by
+        t: t(lambda) by interpolation on the monotone curve (a learned one's latest)."""
+        if t is None or log_snr is None:
+            self._t_of_log_snr = None
+            return
+        order = np.argsort(log_snr)
+        self._t_of_log_snr = (np.asarray(log_snr, np.float64)[order], np.asarray(t, np.float64)[order])
+
+    def add_levels(self, step: int, log_snr: np.ndarray, loss: np.ndarray) -> None:
+        self.levels.add(step, log_snr, loss)
+        if self._t_of_log_snr is not None:
+            self.levels_t.add(step, np.interp(log_snr, *self._t_of_log_snr), loss)
 
     def add_progress(self, p: Progress) -> None:
         s = self.series
@@ -160,7 +177,7 @@ class TrainingHistory:
         elif self.memory_kind == "cpu":
             s["memory"].append(p.step, mem.get("rss", 0) / MB)
             s["utilization"].append(p.step, mem.get("cpu_percent", 0.0))
-        self.levels.add(p.step, p.level_log_snr, p.level_loss)
+        self.add_levels(p.step, p.level_log_snr, p.level_loss)
         self.step, self.total, self.last = p.step, p.total, p
         self.version += 1
 
@@ -177,6 +194,6 @@ class TrainingHistory:
         s["samples_per_s"].extend([r["step"] for r in rated], [r["steps_per_s"] * batch_size for r in rated])
         for r in rows:
             if r.get("level_log_snr"):
-                self.levels.add(r["step"], np.asarray(r["level_log_snr"], np.float32), np.asarray(r["level_loss"], np.float32))
+                self.add_levels(r["step"], np.asarray(r["level_log_snr"], np.float32), np.asarray(r["level_loss"], np.float32))
         self.step = max(self.step, steps[-1])
         self.version += 1

@@ -17,6 +17,7 @@ import psutil
 import torch
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QLabel,
@@ -152,8 +153,24 @@ class TrainingPanel(QWidget):
         bottom.addWidget(self.preview)
         bottom.addWidget(self.log)
         bottom.setSizes([300, 600])
+        self.bin_by = QComboBox()
+        self.bin_by.addItem("log-SNR λ", "log_snr")
+        self.bin_by.addItem("time t", "t")
+        self.bin_by.setToolTip("Bin the loss by noise level by log-SNR or by the schedule's time t "
+                               "(curve and heatmap)")
+        self.bin_by.currentIndexChanged.connect(self._on_bin_by)
+        plots_box = QWidget()
+        plots_column = QVBoxLayout(plots_box)
+        plots_column.setContentsMargins(0, 0, 0, 0)
+        plots_column.setSpacing(2)
+        bin_row = QHBoxLayout()
+        bin_row.addStretch(1)
+        bin_row.addWidget(QLabel("loss by noise level, binned by"))
+        bin_row.addWidget(self.bin_by)
+        plots_column.addLayout(bin_row)
+        plots_column.addWidget(self.plots, 1)
         right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(self.plots)
+        right.addWidget(plots_box)
         right.addWidget(bottom)
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 1)
@@ -311,10 +328,10 @@ class TrainingPanel(QWidget):
         self._config = dict(event.config)
         self._batch_size = int(event.config.get("train", {}).get("batch_size", 1))
         self.history.clear(event.total_steps, int(event.config.get("train", {}).get("log_every", 1)))
+        self._show_schedule(None, initial=True)  # before the rows: loss binned by t needs it
         if event.start_step > 0:  # a resumed run: its past first (the job cut the rows after its checkpoint)
             rows = RunDir(event.run_dir).metrics()
             self.history.add_rows([r for r in rows if r["step"] <= event.start_step], self._batch_size)
-        self._show_schedule(None, initial=True)
         where = f" from step {event.start_step}" if event.start_step else ""
         self.log.add(f"training {event.total_steps} steps{where} into {event.run_dir}")
 
@@ -426,6 +443,10 @@ class TrainingPanel(QWidget):
             parts.append(f"{h.series['samples_per_s'].y[-1]:,.0f} samples/s")
         return " · ".join(parts)
 
+    def _on_bin_by(self, index: int) -> None:
+        self.plots.set_bin_by(self.bin_by.itemData(index))
+        self.plots.refresh(self.history)  # draws the two re-binned plots, also when no run goes on
+
     def _show_schedule(self, checkpoint: str | None, initial: bool = False) -> None:
         if not self._config:
             return
@@ -435,6 +456,7 @@ class TrainingPanel(QWidget):
             self.log.add(f"cannot draw the schedule: {e}", "warning")
             return
         self.plots.set_schedule(t, lam, initial=initial)
+        self.history.set_schedule(t, lam)
 
     def _on_checkpoint_file(self, path: str) -> None:
         family = self._config.get("schedule", {}).get("family", "")

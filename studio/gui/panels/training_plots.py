@@ -32,6 +32,7 @@ class TrainingPlots(pg.GraphicsLayoutWidget):
         self._next = 0
         self.draws = 0  # plot updates so far (the benchmark reports it)
         self._total = -1
+        self.bin_by = "log_snr"  # loss by noise level binned by log-SNR or by t (set_bin_by)
         # no x links: pyqtgraph aligns linked plots by their on-screen overlap, which
         # shifts the step ranges of plots in different columns; each autoranges instead
         layout = [  # key, title, row, col, colspan, x label, log y
@@ -121,7 +122,7 @@ class TrainingPlots(pg.GraphicsLayoutWidget):
         self.draws += 1
         gpu = history.memory_kind == "cuda"
         if group == "levels":
-            levels = history.levels
+            levels = self._levels(history)
             seen = np.isfinite(levels.curve)
             self.curves["levels"].setData(levels.centers[seen], levels.curve[seen])
         elif group == "heatmap":
@@ -143,8 +144,24 @@ class TrainingPlots(pg.GraphicsLayoutWidget):
         if self.plots[key].titleLabel.text != text:  # a new title text re-lays the grid out
             self.plots[key].setTitle(text, size="9pt")
 
+    def _levels(self, history: TrainingHistory):
+        return history.levels_t if self.bin_by == "t" else history.levels
+
+    def set_bin_by(self, kind: str) -> None:
+        """Bin loss by noise level by ``"log_snr"`` or by ``"t"`` (curve and heatmap)."""
+        if kind not in ("log_snr", "t"):
+            raise ValueError(f"bin by {kind!r}: allowed log_snr, t")
+        self.bin_by = kind
+        label = "t" if kind == "t" else "log-SNR λ"
+        self.plots["levels"].setLabel("bottom", label)
+        self.plots["heatmap"].setLabel("left", label)
+        lo, hi = (0.0, 1.0) if kind == "t" else (-16.0, 16.0)  # the bins' range
+        self.plots["levels"].setXRange(lo, hi, padding=0.02)
+        for group in ("levels", "heatmap"):
+            self._drawn.pop(group, None)  # redrawn at the next tick
+
     def _draw_heatmap(self, history: TrainingHistory) -> None:
-        levels = history.levels
+        levels = self._levels(history)
         image = levels.image()
         if image.size and np.isfinite(image).any():
             lo, hi = np.nanpercentile(image, [2, 98])
