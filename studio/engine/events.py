@@ -37,6 +37,11 @@ class Progress:
     samples_per_s: float
     eta_s: float
     memory: dict[str, Any] = field(default_factory=dict)  # kind "cuda" | "cpu", bytes / percent
+    # a learned schedule as it trains: log-SNR at SCHEDULE_TIMES (about once a second), else None
+    schedule_log_snr: np.ndarray | None = None
+
+
+SCHEDULE_TIMES = np.linspace(0.0, 1.0, 129)  # where Progress.schedule_log_snr is evaluated
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from . import distributed
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import Config, build_model, load_config, load_data, parse_config, resolve, sampler_options, with_data_range
 from .control import Cancelled, JobControl
-from .events import CheckpointSaved, Event, Failed, Finished, Log, Preview, Progress, Started
+from .events import SCHEDULE_TIMES, CheckpointSaved, Event, Failed, Finished, Log, Preview, Progress, Started
 from .runs import MetricsWriter, RunDir, RunError, checkpoint_name, truncate_metrics
 
 LEVELS_PER_PROGRESS = 4096  # cap on the per-sample (log-SNR, loss) pairs one Progress carries
@@ -59,6 +59,25 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
+
+
+class LearnedScheduleMonitor:
+    """A learned schedule's log-SNR curve for Progress events, at most every ``interval``
+    seconds (VDM's schedule trains with the net; the monitor draws it as it moves)."""
+
+    def __init__(self, schedule: nn.Module, interval: float = 1.0):
+        self.schedule, self.interval = schedule, interval
+        self._at = -math.inf
+        self._t = torch.as_tensor(SCHEDULE_TIMES, dtype=torch.float32)
+
+    def read(self) -> np.ndarray | None:
+        now = time.monotonic()
+        if not self.schedule.learned or now - self._at < self.interval:
+            return None
+        self._at = now
+        with torch.no_grad():
+            t = self._t.to(next(iter(self.schedule.parameters())).device)
+            return self.schedule.log_snr(t).double().cpu().numpy().copy()
 
 
 class MemoryMonitor:
@@ -288,6 +307,7 @@ def train_job(
     preview_every, grad_clip, base_lr, warmup = tr["preview_every"], tr["grad_clip"], tr["lr"], tr["warmup"]
     batch = order.batch
     memory = MemoryMonitor(dev)
+    learned_schedule = LearnedScheduleMonitor(method.schedule)
     buf_loss: list[float] = []
     buf_norm: list[float] = []
     buf_terms: list[dict[str, Tensor]] = []
@@ -329,6 +349,7 @@ def train_job(
         event = Progress(
             step, total, losses[-1], loss_smooth, lam, lvl, norms[-1], buf_lr[-1],
             rate * batch * ctx.world, (total - step) / max(rate, 1e-9), memory.read(),
+            learned_schedule.read(),
         )
         for b in (buf_loss, buf_norm, buf_terms, buf_levels, buf_lr):
             b.clear()

@@ -171,3 +171,27 @@ def test_sample_job_streams_copies_and_trajectory(tmp_path):
     np.testing.assert_array_equal(again[-1].result["samples"], result["samples"])
     branch = list(sample_job(tmp_path / "run", sampler="ddim", steps=6, seed=1, x_init=steps[4].x_t, t_start=steps[4].t, records=False))
     np.testing.assert_allclose(branch[-1].result["samples"], result["samples"], atol=1e-4)
+
+
+def test_progress_carries_a_learned_schedule_as_it_trains(tmp_path):
+    learned = {**TINY, "schedule": {"family": "vdm_learned"}, "method": {"name": "vdm"},
+               "train": {**TINY["train"], "lr": 1e-2, "preview_every": 0}}
+    events = [e for e in train_job(learned, tmp_path / "vdm") if isinstance(e, Progress)]
+    curves = [e.schedule_log_snr for e in events if e.schedule_log_snr is not None]
+    assert curves, "the first Progress reads the schedule"
+    first = curves[0]
+    assert first.shape == (129,) and np.all(np.diff(first) < 0)  # log-SNR strictly decreasing in t
+    # it is the trained schedule: the final checkpoint's schedule gives the last reading
+    # back when the reading came at the last Progress (else it moved on since)
+    import torch
+
+    from studio.engine.events import SCHEDULE_TIMES
+
+    method, _, _ = RunDir(tmp_path / "vdm").load_model("net")
+    with torch.no_grad():
+        final = method.schedule.log_snr(torch.as_tensor(SCHEDULE_TIMES, dtype=torch.float32)).double().numpy()
+    if events[-1].schedule_log_snr is not None:
+        np.testing.assert_allclose(events[-1].schedule_log_snr, final, rtol=1e-6, atol=1e-6)
+    assert not np.allclose(first, final, atol=1e-4)  # at lr 1e-2 it moved from its start
+    fixed = [e.schedule_log_snr for e in train_job(TINY, tmp_path / "ddpm") if isinstance(e, Progress)]
+    assert all(c is None for c in fixed)  # nothing to draw for a fixed schedule

@@ -15,7 +15,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from studio.engine.config import load_config
-from studio.engine.events import Finished
+from studio.engine.events import Finished, Progress
 from studio.engine.runs import RunDir
 from studio.engine.trainer import warm_up
 from studio.gui.panels.training_form import PRESET_DIR
@@ -284,3 +284,22 @@ def _short_run(tmp_path):
     for _ in job(tiny_toml(tmp_path, steps=300), run):
         pass
     return run
+
+
+def test_a_learned_schedule_is_drawn_as_it_trains(qtbot, panel, tmp_path):
+    toml = tiny_toml(tmp_path, steps=100_000, lr="1e-2")
+    text = toml.read_text().replace('family = "linear"\nsteps = 50\nbeta_start = 1e-3\nbeta_end = 0.2',
+                                    'family = "vdm_learned"').replace('name = "ddpm"', 'name = "vdm"')
+    toml.write_text(text)
+    assert panel.load_toml(toml), panel.banner.text()
+    readings = []
+    panel.bridge.events.connect(lambda batch: readings.extend(
+        e.schedule_log_snr for e in batch if isinstance(e, Progress) and e.schedule_log_snr is not None))
+    qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(readings) >= 3, timeout=30_000)  # about one a second
+    start_x, start_y = panel.plots.schedule_start.getData()
+    now_x, now_y = panel.plots.schedule_now.getData()
+    panel.bridge.stop_and_wait(30)
+    np.testing.assert_allclose(now_y, np.clip(readings[-1], -30, 30))  # the newest reading drawn
+    assert not np.allclose(readings[0], readings[-1], atol=1e-4)  # it moved while training
+    assert len(start_y) and not np.allclose(np.interp(now_x, start_x, start_y), now_y, atol=1e-4)

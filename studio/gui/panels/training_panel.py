@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psutil
 import torch
 from PySide6.QtCore import Qt, QTimer
@@ -32,7 +33,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import ConfigError, StudioError
-from studio.engine.events import CheckpointSaved, Failed, Finished, Log, Preview, Progress, Started
+from studio.engine.events import SCHEDULE_TIMES, CheckpointSaved, Failed, Finished, Log, Preview, Progress, Started
 from studio.engine.runs import RunDir
 from studio.engine.trainer import train_job, warm_up
 from studio.gui.job_bridge import JobBridge
@@ -302,6 +303,9 @@ class TrainingPanel(QWidget):
         for event in batch:
             if isinstance(event, Progress):
                 self.history.add_progress(event)  # the common case: a few array ops, no drawing
+                if event.schedule_log_snr is not None:  # a learned schedule moved (about 1/s)
+                    self.plots.set_schedule(SCHEDULE_TIMES, np.clip(event.schedule_log_snr, -30.0, 30.0))
+                    self.history.set_schedule(SCHEDULE_TIMES, event.schedule_log_snr)
             elif isinstance(event, Started):
                 self._on_started(event)
             elif isinstance(event, Preview):
