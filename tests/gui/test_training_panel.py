@@ -18,7 +18,7 @@ from studio.engine.config import load_config
 from studio.engine.events import Finished, Progress
 from studio.engine.runs import RunDir
 from studio.engine.trainer import warm_up
-from studio.gui.panels.training_form import PRESET_DIR
+from studio.engine.presets import PRESET_DIR
 from studio.gui.panels.training_panel import TrainingPanel
 
 TINY = """

@@ -31,17 +31,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-import studio
 from studio.core.errors import ConfigError, StudioError
 from studio.core.registry import METHODS, NETWORKS
 from studio.core.schedules import Schedule, make_schedule
 from studio.engine.atomic import write_text
 from studio.engine.config import Config, default_schedule, load_config, parse_config
+from studio.engine.presets import presets
 from studio.gui.state import AppState
 
 from .parameter_form import ParameterForm
 
-PRESET_DIR = Path(studio.__file__).resolve().parent / "resources" / "configs"
 # keys of the [train] section with an editor here: key -> (label, kind, minimum)
 TRAIN_FIELDS = {
     "steps": ("steps", int, 1),
@@ -56,10 +55,6 @@ TRAIN_FIELDS = {
 DEFAULT_TRAIN = {"steps": 5000, "batch_size": 512, "lr": 1e-3, "ema_decay": 0.999, "seed": 0,
                  "log_every": 10, "checkpoint_every": 1000, "preview_every": 500}
 HIDDEN_METHOD = ("schedule", "steps")  # steps: the schedule's, not a method option to edit
-
-
-def presets() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(PRESET_DIR.glob("*.toml"))}
 
 
 def schedule_section(schedule: Schedule) -> dict[str, Any]:
