@@ -72,6 +72,10 @@ def setup(device: torch.device) -> DistContext:
 
 def teardown(ctx: DistContext) -> None:
     if ctx.active and dist.is_initialized():
+        # every rank arrives before any leaves: a rank that destroyed its group while
+        # rank 0 still wrote the run's last files sometimes aborted on exit (gloo's
+        # threads torn down mid-flight: "terminate called without an active exception")
+        dist.barrier()
         dist.destroy_process_group()
 
 
