@@ -16,7 +16,7 @@ the same intra-op thread count (the app uses 1 on 2 cores, PITFALLS.md).
 
 Targets: p99 lateness < 20 ms, throughput B / A >= 0.95.
 
-    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_gui_responsiveness.py [--reps 3] [--steps 3000]
+    QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_gui_responsiveness.py [--reps 3] [--steps 800]
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def in_app(app, config: Path, out_root: Path, idle_s: float = 0.0) -> tuple[floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--steps", type=int, default=800)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--depth", type=int, default=4)
     ap.add_argument("--batch", type=int, default=512)
