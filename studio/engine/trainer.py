@@ -337,8 +337,10 @@ def train_job(
         # numpy copies owning their memory: nothing the worker keeps touches them
         lam = torch.cat([a for a, _ in buf_levels])[-LEVELS_PER_PROGRESS:].float().cpu().numpy().copy()
         lvl = torch.cat([b for _, b in buf_levels])[-LEVELS_PER_PROGRESS:].float().cpu().numpy().copy()
+        figures = memory.read()
         rows[-1]["time"] = elapsed0 + now - t0
         rows[-1]["steps_per_s"] = rate
+        rows[-1]["memory"] = figures
         # an evenly spaced sample of the pairs, so that a run followed from its directory
         # (another process, a cluster) still shows loss by noise level
         keep = slice(None, None, max(1, len(lam) // LEVELS_PER_ROW))
@@ -348,7 +350,7 @@ def train_job(
             writer.write(rows)
         event = Progress(
             step, total, losses[-1], loss_smooth, lam, lvl, norms[-1], buf_lr[-1],
-            rate * batch * ctx.world, (total - step) / max(rate, 1e-9), memory.read(),
+            rate * batch * ctx.world, (total - step) / max(rate, 1e-9), figures,
             learned_schedule.read(),
         )
         for b in (buf_loss, buf_norm, buf_terms, buf_levels, buf_lr):

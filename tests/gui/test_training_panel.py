@@ -135,6 +135,9 @@ def test_start_pause_resume_stop_and_reopen(qtbot, panel, tmp_path):
     x = other.plots.curves["loss"].xData
     assert len(x) == stopped and x[0] == 1 and x[-1] == stopped
     assert other.form.fields["steps"].value() == 20000  # the run's config is shown
+    # memory and loss by noise level come back from the file too, and the newest preview
+    assert len(other.plots.curves["memory"].xData) >= 10 and other.history.levels.counts.sum() > 0
+    assert other.preview.currentWidget() is other.preview_images and other.preview_images.image.image is not None
 
     # ... and resume it: the earlier metrics stay, new steps follow
     other.form.fields["steps"].setValue(stopped + 60)

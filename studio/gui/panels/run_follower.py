@@ -83,7 +83,7 @@ class RunFollower(QObject):
         self.run = run
         self.batch_size = int(config.train.get("batch_size", 1))
         self._since, self._checkpoint, self._preview, self._status = -1, None, None, {}
-        self.history.clear(int(config.train.get("steps", 0)))
+        self.history.clear(int(config.train.get("steps", 0)), int(config.train.get("log_every", 1)))
         try:
             self.history.set_schedule(*schedule_curve(config.to_dict()))
         except (StudioError, RuntimeError, TypeError, ValueError):  # a plugin's schedule not loaded here

@@ -167,23 +167,27 @@ class TrainingHistory:
         s["grad_norm"].append(p.step, p.grad_norm)
         s["lr"].append(p.step, p.lr)
         s["samples_per_s"].append(p.step, p.samples_per_s)
-        mem = p.memory or {}
-        self.memory_kind = mem.get("kind", "")
-        if self.memory_kind == "cuda":
-            s["memory"].append(p.step, mem.get("allocated", 0) / MB)
-            s["memory_peak"].append(p.step, mem.get("peak", 0) / MB)
-            if "utilization" in mem:
-                s["utilization"].append(p.step, mem["utilization"])
-        elif self.memory_kind == "cpu":
-            s["memory"].append(p.step, mem.get("rss", 0) / MB)
-            s["utilization"].append(p.step, mem.get("cpu_percent", 0.0))
+        self._add_memory(p.step, p.memory)
         self.add_levels(p.step, p.level_log_snr, p.level_loss)
         self.step, self.total, self.last = p.step, p.total, p
         self.version += 1
 
+    def _add_memory(self, step: int, mem: dict[str, Any] | None) -> None:
+        s = self.series
+        mem = mem or {}
+        self.memory_kind = mem.get("kind", "")
+        if self.memory_kind == "cuda":
+            s["memory"].append(step, mem.get("allocated", 0) / MB)
+            s["memory_peak"].append(step, mem.get("peak", 0) / MB)
+            if "utilization" in mem:
+                s["utilization"].append(step, mem["utilization"])
+        elif self.memory_kind == "cpu":
+            s["memory"].append(step, mem.get("rss", 0) / MB)
+            s["utilization"].append(step, mem.get("cpu_percent", 0.0))
+
     def add_rows(self, rows: list[dict[str, Any]], batch_size: int) -> None:
-        """Rows of ``metrics.jsonl`` (one per step); the rate and a sample of the
-        (log-SNR, loss) pairs are on the last row of each flushed batch."""
+        """Rows of ``metrics.jsonl`` (one per step); the rate, the memory figures and a
+        sample of the (log-SNR, loss) pairs are on the last row of each flushed batch."""
         if not rows:
             return
         steps = [r["step"] for r in rows]
@@ -193,6 +197,8 @@ class TrainingHistory:
         rated = [r for r in rows if "steps_per_s" in r]
         s["samples_per_s"].extend([r["step"] for r in rated], [r["steps_per_s"] * batch_size for r in rated])
         for r in rows:
+            if r.get("memory"):
+                self._add_memory(r["step"], r["memory"])
             if r.get("level_log_snr"):
                 self.add_levels(r["step"], np.asarray(r["level_log_snr"], np.float32), np.asarray(r["level_loss"], np.float32))
         self.step = max(self.step, steps[-1])

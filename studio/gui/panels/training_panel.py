@@ -361,6 +361,8 @@ class TrainingPanel(QWidget):
             self.banner.show_warning("a training job is running here; stop it to open another run")
             return False
         try:
+            RunDir(path).require()  # named before anything of the current view goes
+            self.preview_images.clear_images()  # the follower shows the run's newest preview
             run = self.follower.follow(path)
             cfg = run.config
         except StudioError as e:
@@ -370,7 +372,6 @@ class TrainingPanel(QWidget):
         self.mode, self.run_dir = "following", run.path
         self._config, self._batch_size = cfg.to_dict(), int(cfg.train.get("batch_size", 1))
         self.form.set_config(cfg)
-        self.preview_images.clear_images()
         self._show_schedule(None, initial=True)
         latest = run.latest_checkpoint()
         if latest is not None:
