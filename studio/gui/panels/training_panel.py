@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMessageBox,
     QPushButton,
-    QScrollArea,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -38,7 +37,7 @@ from studio.engine.runs import RunDir
 from studio.engine.trainer import train_job, warm_up
 from studio.gui.job_bridge import JobBridge
 from studio.gui.state import AppState
-from studio.gui.widgets import ImageGridView, MessageBanner, ScatterView
+from studio.gui.widgets import ImageGridView, MessageBanner, ScatterView, controls_beside
 
 from .run_follower import RunFollower, schedule_curve
 from .training_buffers import TrainingHistory
@@ -135,11 +134,6 @@ class TrainingPanel(QWidget):
         col.addWidget(self.banner)
         col.addWidget(self.form)
         col.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(left)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(300)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         # --- right: plots, preview, log ---------------------------------------------------
         self.plots = TrainingPlots()
@@ -175,11 +169,7 @@ class TrainingPanel(QWidget):
         right.addWidget(bottom)
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 1)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
-        split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        split.setSizes([330, 1000])
+        split = controls_beside(left, right, controls_width=300)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(split)

@@ -25,7 +25,6 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
     QLabel,
-    QScrollArea,
     QSplitter,
     QStackedWidget,
     QVBoxLayout,
@@ -39,7 +38,7 @@ from studio.engine.jobs import sample_job
 from studio.engine.runs import RunDir
 from studio.gui.job_bridge import JobBridge
 from studio.gui.state import AppState
-from studio.gui.widgets import MessageBanner
+from studio.gui.widgets import MessageBanner, controls_beside
 
 from .step_views import CompareView, ImageStepViews, PointStepView, points_bounds
 from .timeline import NAV_KEYS, Timeline
@@ -95,11 +94,6 @@ class ViewerPanel(QWidget):
             QVBoxLayout(box).addWidget(w)
             column.addWidget(box)
         column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidget(controls)
-        scroll.setWidgetResizable(True)
-        scroll.setMinimumWidth(270)
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         views = self.views_split = QSplitter(Qt.Orientation.Vertical)
         views.addWidget(self.stack)
@@ -111,11 +105,7 @@ class ViewerPanel(QWidget):
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(views, 1)
         right_layout.addWidget(self.timeline)
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
-        split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        split.setSizes([290, 1000])
+        split = controls_beside(controls, right, controls_width=270)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
         layout.addWidget(self.banner)
