@@ -10,9 +10,9 @@ def main(argv: list[str] | None = None) -> int:
     from .cli import main as cli_main
 
     code = cli_main(argv)
-    from .engine import distributed
-
-    distributed.teardown(distributed.from_env())
+    distributed = sys.modules.get("studio.engine.distributed")
+    if distributed is not None:  # only a command that trained or sampled imported torch
+        distributed.teardown(distributed.from_env())
     return code
 
 

@@ -331,9 +331,19 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
+    return open_app([args.run_dir] if args.run_dir else [])
+
+
+def open_app(argv: list[str]) -> int:
+    """The app, after the pre-flight check (a missing screen or system library is one
+    line and exit 2, before torch and Qt are imported)."""
+    from . import preflight
+
+    if preflight.report():
+        return USAGE
     import studio.gui.app  # lazily: the CLI and engine never need Qt
 
-    return int(studio.gui.app.main([args.run_dir] if args.run_dir else []) or 0)
+    return int(studio.gui.app.main(argv) or 0)
 
 
 def load_cli_plugins(folder: str | None) -> None:
@@ -353,9 +363,7 @@ COMMANDS = {"train": cmd_train, "sample": cmd_sample, "schedule": cmd_schedule, 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv:
-        import studio.gui.app
-
-        return int(studio.gui.app.main([]) or 0)
+        return open_app([])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
