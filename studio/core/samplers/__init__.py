@@ -16,11 +16,11 @@ from torch import Tensor, nn
 
 from ..registry import SAMPLERS
 from .ancestral import Ancestral
-from .base import Sampler, StepRecord
+from .base import OptionSpec, Sampler, StepRecord
 from .ddim import DDIM
 from .langevin import Langevin
 
-__all__ = ["Ancestral", "DDIM", "Langevin", "Sampler", "StepRecord", "sample"]
+__all__ = ["Ancestral", "DDIM", "Langevin", "OptionSpec", "Sampler", "StepRecord", "sample"]
 
 
 def sample(

@@ -20,11 +20,14 @@ The last step lands on the data (t = 0): the mean without noise, i.e. x0_hat.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import StudioError
 from ..registry import SAMPLERS
-from .base import Level, Sampler, Step, grid_times, levels_at, make_step, posterior_factor, to_data
+from .base import (
+    CLIP_OPTION, GRID_OPTION, Level, OptionSpec, Sampler, Step, grid_times, levels_at, make_step, posterior_factor,
+    to_data,
+)
 
 VARIANCES = ("posterior", "beta")
 
@@ -60,7 +63,14 @@ class Ancestral(Sampler):
     """DDPM ancestral sampling (Ho et al. Alg. 2), VDM's on a T-step grid, SMLD's for NCSN."""
 
     name = "ancestral"
-    defaults = {"variance": "posterior", "clip_x0": None}
+    specs = (
+        OptionSpec(
+            "variance", Literal["posterior", "beta"], "posterior",
+            "reverse variance: the posterior's sigma_s^2 (1 - SNR_t / SNR_s) or the forward step's (Ho et al. beta_t)",
+        ),
+        GRID_OPTION,
+        CLIP_OPTION,
+    )
 
     def check_options(self, opts: dict[str, Any]) -> None:
         if opts["variance"] not in VARIANCES:
@@ -70,9 +80,9 @@ class Ancestral(Sampler):
 
     def plan(self, method: Any, steps: int, t_start: float, opts: dict[str, Any]) -> list[Step]:
         schedule, kind, variance = method.schedule, method.prediction, opts["variance"]
-        if schedule.discrete and abs(t_start * schedule.steps - steps) < 1e-6:
+        if opts["grid"] == "uniform_t" and schedule.discrete and abs(t_start * schedule.steps - steps) < 1e-6:
             return ddpm_plan(kind, schedule, steps, variance)
-        levels = levels_at(schedule, grid_times(schedule, steps, t_start))
+        levels = levels_at(schedule, grid_times(schedule, steps, t_start, opts))
         plan = [ancestral_step(kind, t, s, variance) for t, s in zip(levels, levels[1:])]
         return plan + [to_data(kind, levels[-1])]
 

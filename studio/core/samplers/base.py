@@ -1,4 +1,4 @@
-"""What every sampler shares: the step record, option checks, the time grid, the
+"""What every sampler shares: the step record, declared options, the time grid, the
 readout of a network output, and the one loop all samplers run.
 
 Every sampler of the studio is linear in the state. With the network output ``out``
@@ -13,6 +13,9 @@ those numbers, computed once as plain Python floats before the loop, and the loo
 one network call and a handful of fused tensor ops per step (PITFALLS.md: a
 diffusers ``step`` costs as much as a small MLP's forward pass).
 
+Records: one :class:`StepRecord` per step, whatever number of network calls a step
+makes (``StepRecord.nfe`` counts them so far).
+
 The option ``clip_x0 = b`` (every built-in sampler; off by default) clamps x0_hat to
 [-b, b] before it enters the step, ``x_next = A x + B clip(x0_hat) + C eps_hat + D z``
 (diffusers' ``clip_sample``; Ho et al. clip to the image range [-1, 1], and the engine
@@ -25,13 +28,14 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Iterator, NamedTuple
+from typing import Any, Iterator, Literal, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import StudioError
 from ..schedules import Schedule
+from .grids import GRIDS, schedule_device, time_grid
 
 FAMILIES = ("ncsn", "ddpm", "vdm")
 
@@ -40,7 +44,9 @@ class StepRecord(NamedTuple):
     """One step of a reverse process, for a viewer to scrub (docs/INTERFACES.md).
 
     ``x_t`` is the state entering step ``index`` at continuous time ``t``; the
-    predictions are made from it; ``x_next`` is the state after the step.
+    predictions are made from it; ``x_next`` is the state after the step. ``nfe``:
+    network evaluations of the run so far, this step's included (a step may make more
+    than one: Heun, predictor-corrector, an adaptive solver's interval).
     """
 
     index: int
@@ -51,6 +57,28 @@ class StepRecord(NamedTuple):
     x0_hat: Tensor
     eps_hat: Tensor
     x_next: Tensor
+    nfe: int = 0
+
+
+class OptionSpec(NamedTuple):
+    """One sampler option, declared for the app's forms and the CLI: ``annotation`` is a
+    type like a factory parameter's (``int``, ``float``, ``bool``, ``float | None``,
+    ``Literal[...]`` for allowed values)."""
+
+    name: str
+    annotation: Any
+    default: Any
+    help: str
+
+
+Grid = Literal["uniform_t", "uniform_log_snr", "karras"]
+GRID_OPTION = OptionSpec(
+    "grid", Grid, "uniform_t",
+    "time grid: uniform in t (the schedule's own), uniform in log-SNR, or Karras et al.'s rho = 7 grid on sigma",
+)
+CLIP_OPTION = OptionSpec(
+    "clip_x0", float | None, None, "clamp x0_hat to [-b, b] before it enters the step (None or 0: off)"
+)
 
 
 class Level(NamedTuple):
@@ -77,6 +105,8 @@ class Step(NamedTuple):
     A: float  # the same step as x_next = A x + B x0_hat + C eps_hat + c z (for clip_x0)
     B: float
     C: float
+    E: float = 0.0  # + E x0_hat of the previous step (multistep solvers: DPM-Solver++(2M))
+    evals = 1  # network calls per step
 
 
 # ----------------------------------------------------------------------------------
@@ -104,13 +134,16 @@ def readout(kind: str, alpha: float, sigma: float) -> tuple[float, float, float,
     raise StudioError(f"unknown prediction {kind!r}; allowed: eps, x0, v, score")
 
 
-def make_step(kind: str, level: Level, A: float, B: float, C: float, D: float) -> Step:
-    """The step ``x_next = A x + B x0_hat + C eps_hat + D z`` at ``level`` for a network
-    predicting ``kind``, with x0_hat and eps_hat read from the output."""
+def make_step(kind: str, level: Level, A: float, B: float, C: float, D: float, E: float = 0.0) -> Step:
+    """The step ``x_next = A x + B x0_hat + C eps_hat + D z (+ E x0_hat_prev)`` at
+    ``level`` for a network predicting ``kind``, with x0_hat and eps_hat read from the output."""
     p, q, u, w = readout(kind, level.alpha, level.sigma)
-    # EDM's c_in = 1 / sqrt(alpha^2 + sigma^2) (core.parameterization.input_scale)
-    c_in = 1.0 / math.sqrt(level.alpha**2 + level.sigma**2)
-    return Step(level, c_in, p, q, u, w, A + B * p + C * u, B * q + C * w, D, A, B, C)
+    return Step(level, c_in_of(level), p, q, u, w, A + B * p + C * u, B * q + C * w, D, A, B, C, E)
+
+
+def c_in_of(level: Level) -> float:
+    """EDM's c_in = 1 / sqrt(alpha^2 + sigma^2) (core.parameterization.input_scale)."""
+    return 1.0 / math.sqrt(level.alpha**2 + level.sigma**2)
 
 
 def to_data(kind: str, level: Level) -> Step:
@@ -124,21 +157,17 @@ def to_data(kind: str, level: Level) -> Step:
 # ----------------------------------------------------------------------------------
 
 
-def grid_times(schedule: Schedule, steps: int, t_start: float = 1.0) -> Tensor:
-    """Descending times (float64) of a ``steps``-point grid from ``t_start``.
-
-    The schedule's own sampling grid scaled to [0, t_start], so a caller that branches
-    from record k of an n-step run (``t_start = record.t``, ``steps = n - k``) continues
-    on the same grid.
-    """
-    return schedule.sampling_times(steps) * t_start
+def grid_times(schedule: Schedule, steps: int, t_start: float, opts: dict[str, Any]) -> Tensor:
+    """Descending times (float64) of a ``steps``-point grid from ``t_start`` on the grid
+    the options name (grids.time_grid), so a caller that branches from record k of an
+    n-step run (``t_start = record.t``, ``steps = n - k``) continues on the same grid."""
+    return time_grid(schedule, steps, opts.get("grid", "uniform_t"), t_start)
 
 
 def levels_at(schedule: Schedule, times: Tensor) -> list[Level]:
     """log-SNR, alpha and sigma at ``times``, as floats (VDM eq. 3-4 for variance
     preserving processes; alpha = 1, sigma = exp(-lambda / 2) for exploding ones)."""
-    # the schedule's own device (a method moved to the GPU takes its schedule along)
-    device = next(iter([*schedule.parameters(), *schedule.buffers()]), times).device
+    device = schedule_device(schedule)
     with torch.no_grad():  # a learned schedule's parameters are not trained here
         lam = schedule.log_snr(times.to(device)).detach().to(torch.float64).cpu()
     if schedule.variance_preserving:
@@ -187,24 +216,39 @@ def check_clip(sampler: str, value: Any) -> float | None:
 class Sampler(ABC):
     """A reverse-process sampler: a plan of per-step numbers and the loop that runs it.
 
-    Subclasses set ``name``, ``defaults`` (every option and its default; ``clip_x0``
-    among them makes the loop honour it) and write :meth:`check_options` and :meth:`plan`.
+    Subclasses set ``name``, ``specs`` (every option, an :class:`OptionSpec`;
+    ``clip_x0`` among them makes the loop honour it, ``grid`` picks the time grid) and
+    write :meth:`check_options` and :meth:`plan`. The run yields one record per step.
     """
 
     name: str = ""
     families: tuple[str, ...] = FAMILIES
-    defaults: dict[str, Any] = {}
+    specs: tuple[OptionSpec, ...] = ()
+    adaptive = False  # True: the evaluations per step are known only after the run
 
     # --- options --------------------------------------------------------------------
+    def option_specs(self) -> dict[str, OptionSpec]:
+        """Every option by name, with its annotation, default and help."""
+        return {spec.name: spec for spec in self.specs}
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        return {spec.name: spec.default for spec in self.specs}
+
     def options(self, options: dict[str, Any]) -> dict[str, Any]:
         """The options with defaults filled in; unknown keys and bad values raise."""
+        defaults = self.defaults
         for key in options:
-            if key not in self.defaults:
-                allowed = ", ".join(self.defaults) or "none"
+            if key not in defaults:
+                allowed = ", ".join(defaults) or "none"
                 raise StudioError(f"unknown option {key!r} for sampler {self.name!r}; allowed: {allowed}")
-        opts = {**self.defaults, **options}
+        opts = {**defaults, **options}
         if "clip_x0" in opts:
             opts["clip_x0"] = check_clip(self.name, opts["clip_x0"])
+        if "grid" in opts and opts["grid"] not in GRIDS:
+            raise StudioError(
+                f"sampler {self.name!r}: grid = {opts['grid']!r} is not allowed; allowed: {', '.join(GRIDS)}"
+            )
         self.check_options(opts)
         return opts
 
@@ -212,7 +256,8 @@ class Sampler(ABC):
         """Raise StudioError naming a bad option value."""
 
     def check_method(self, method: Any) -> None:
-        family = getattr(method, "name", type(method).__name__)
+        # a method's ``sampler_family`` (default its name) says whose samplers read its net
+        family = getattr(method, "sampler_family", "") or getattr(method, "name", type(method).__name__)
         if family not in self.families:
             raise StudioError(
                 f"sampler {self.name!r} does not support method {family!r}; supported: {', '.join(self.families)}"
@@ -227,6 +272,48 @@ class Sampler(ABC):
 
     def count(self, steps: int, opts: dict[str, Any]) -> int:
         return steps
+
+    def branch_steps(self, method: Any, steps: int, index: int, **options: Any) -> int:
+        """The ``steps`` that, with ``t_start = record.t`` and ``x_init = record.x_t`` of
+        record ``index`` of a ``steps``-step run, continues that run on the same grid
+        (every grid kind keeps this: grids.py). ``num_records(method, branch_steps)``
+        says how many records the branch yields."""
+        total = self.num_records(method, steps, **options)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < total:
+            raise StudioError(f"sampler {self.name!r}: record index {index!r} is outside 0 .. {total - 1}")
+        return steps - self.grid_index(index, steps, self.options(options))
+
+    def grid_index(self, index: int, steps: int, opts: dict[str, Any]) -> int:
+        """The grid point record ``index`` starts at (one record per grid point here)."""
+        return index
+
+    def nfe(self, method: Any, steps: int, **options: Any) -> int:
+        """Network evaluations a run of ``steps`` makes."""
+        self.check_method(method)
+        steps = check_int(self.name, "steps", steps)
+        if self.adaptive:
+            raise StudioError(
+                f"sampler {self.name!r} is adaptive: its evaluations are known only after a run (StepRecord.nfe)"
+            )
+        return self.evaluations(steps, self.options(options))
+
+    def evaluations(self, steps: int, opts: dict[str, Any]) -> int:
+        return self.count(steps, opts)  # one network call per record unless told
+
+    def steps_for_nfe(self, method: Any, nfe: int, **options: Any) -> int:
+        """The largest ``steps`` whose ``nfe(...)`` is within the budget (at least 1)."""
+        budget = check_int(self.name, "nfe", nfe)
+        self.nfe(method, 1, **options)  # checks the method and options once
+        opts = self.options(options)
+        if self.evaluations(1, opts) > budget:
+            return 1
+        lo, hi = 1, 2  # evaluations grow with steps: double, then bisect
+        while self.evaluations(hi, opts) <= budget:
+            lo, hi = hi, 2 * hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if self.evaluations(mid, opts) <= budget else (lo, mid)
+        return lo
 
     @abstractmethod
     def plan(self, method: Any, steps: int, t_start: float, opts: dict[str, Any]) -> list[Step]:
@@ -248,10 +335,15 @@ class Sampler(ABC):
         steps = check_int(self.name, "steps", steps)
         opts = self.options(options)
         shape = tuple(int(n) for n in shape)
+        # t = 0 is the data on variance preserving schedules, sigma_min on exploding ones
+        lowest = 0.0 if not method.schedule.variance_preserving else math.nextafter(0.0, 1.0)
         if t_start is None:
             t_start = 1.0
-        elif not 0.0 < float(t_start) <= 1.0:
-            raise StudioError(f"sampler {self.name!r}: t_start = {t_start!r} must be in (0, 1]")
+        elif not lowest <= float(t_start) <= 1.0:
+            raise StudioError(
+                f"sampler {self.name!r}: t_start = {t_start!r} must be in "
+                + ("[0, 1]" if lowest == 0.0 else "(0, 1]")
+            )
         if x_init is not None and tuple(x_init.shape) != shape:
             raise StudioError(f"sampler {self.name!r}: x_init has shape {tuple(x_init.shape)}, expected {shape}")
         plan = self.plan(method, steps, float(t_start), opts)
@@ -281,27 +373,42 @@ def run(
     dtype: torch.dtype,
     clip: float | None = None,
 ) -> Iterator[StepRecord]:
-    """Run a plan, yielding one record per step. Grad mode is entered per step, never
+    """Run a plan, yielding one record per step. A plain :class:`Step` is the fused
+    linear step; any other step object has ``level``, ``evals`` and ``take(net, x,
+    generator, clip, x0_prev) -> (x0_hat, eps_hat, x_next)`` (Heun's second call, the
+    Langevin corrector's norms, an ODE solve). Grad mode is entered per step, never
     across a ``yield`` (a suspended ``with torch.no_grad()`` leaks into the caller)."""
     if x_init is None:
         with torch.no_grad():
             x = method.prior_sample(shape, generator=generator, device=device).to(dtype)
     else:
         x = x_init.detach()
+    x0 = None
+    nfe = 0
     for index, step in enumerate(plan):
         with torch.no_grad():
-            x0, eps, x_next = take_step(step, net, x, generator, clip)
+            if type(step) is Step:
+                x0, eps, x_next = take_step(step, net, x, generator, clip, x0)
+            else:
+                x0, eps, x_next = step.take(net, x, generator, clip, x0)
+        nfe += step.evals
         level = step.level
-        yield StepRecord(index, level.t, level.log_snr, level.sigma, x, x0, eps, x_next)
+        yield StepRecord(index, level.t, level.log_snr, level.sigma, x, x0, eps, x_next, nfe)
         x = x_next
 
 
 def take_step(
-    step: Step, net: nn.Module, x: Tensor, generator: torch.Generator, clip: float | None = None
+    step: Step,
+    net: nn.Module,
+    x: Tensor,
+    generator: torch.Generator,
+    clip: float | None = None,
+    x0_prev: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One network call, then x0_hat, eps_hat and x_next as fused scalar-tensor ops
-    (x0_hat clamped to [-clip, clip] first when ``clip`` is given). Every returned
-    tensor is new; ``x`` is never written to."""
+    (x0_hat clamped to [-clip, clip] first when ``clip`` is given; ``x0_prev``, the
+    previous step's x0_hat, enters with weight ``step.E``). Every returned tensor is
+    new; ``x`` is never written to."""
     # c_in is 1 up to rounding on variance-preserving processes: skip the multiply
     x_in = x if abs(step.c_in - 1.0) < 1e-9 else x * step.c_in
     out = net(x_in, x.new_full((x.shape[0],), step.level.log_snr))
@@ -314,6 +421,8 @@ def take_step(
             mean = mean.add_(eps, alpha=step.C)
     else:
         mean = torch.add(x * step.a, out, alpha=step.b)
+    if step.E != 0.0:
+        mean = mean.add_(x0_prev, alpha=step.E)
     if step.c == 0.0:
         return x0, eps, mean
     # mean + c z in one op, bit for bit the same as mean + c * randn (and as cheap as randn)

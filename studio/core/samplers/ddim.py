@@ -15,7 +15,10 @@ from typing import Any
 
 from ..errors import StudioError
 from ..registry import SAMPLERS
-from .base import Level, Sampler, Step, grid_times, levels_at, make_step, posterior_factor, to_data
+from .base import (
+    CLIP_OPTION, GRID_OPTION, Level, OptionSpec, Sampler, Step, grid_times, levels_at, make_step, posterior_factor,
+    to_data,
+)
 
 
 def ddim_step(kind: str, t: Level, s: Level, eta: float) -> Step:
@@ -28,7 +31,11 @@ class DDIM(Sampler):
     """DDIM (Song, Meng & Ermon 2021, eq. 12): any number of steps, eta = 0 deterministic."""
 
     name = "ddim"
-    defaults = {"eta": 0.0, "clip_x0": None}
+    specs = (
+        OptionSpec("eta", float, 0.0, "noise scale: 0 deterministic, 1 the ancestral sampler (Song et al. eq. 16)"),
+        GRID_OPTION,
+        CLIP_OPTION,
+    )
 
     def check_options(self, opts: dict[str, Any]) -> None:
         eta = opts["eta"]
@@ -37,7 +44,7 @@ class DDIM(Sampler):
 
     def plan(self, method: Any, steps: int, t_start: float, opts: dict[str, Any]) -> list[Step]:
         kind, eta = method.prediction, float(opts["eta"])
-        levels = levels_at(method.schedule, grid_times(method.schedule, steps, t_start))
+        levels = levels_at(method.schedule, grid_times(method.schedule, steps, t_start, opts))
         plan = [ddim_step(kind, t, s, eta) for t, s in zip(levels, levels[1:])]
         return plan + [to_data(kind, levels[-1])]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import StudioError
 from ..registry import SAMPLERS
-from .base import Sampler, Step, check_int, grid_times, levels_at, make_step, to_data
+from .base import CLIP_OPTION, GRID_OPTION, OptionSpec, Sampler, Step, check_int, grid_times, levels_at, make_step, to_data
 
 # step_lr = STEP_RATIO * sigma_L^2 unless given, so alpha_i = STEP_RATIO * sigma_i^2 on
 # every schedule (an absolute step tuned for sigma_L = 0.01 diverges on a VDM grid, whose
@@ -33,7 +33,16 @@ class Langevin(Sampler):
     """NCSN annealed Langevin dynamics (Song & Ermon 2019, Alg. 1): steps = noise levels."""
 
     name = "langevin"
-    defaults = {"n_steps_each": 10, "step_lr": None, "denoise": True, "clip_x0": None}
+    specs = (
+        OptionSpec("n_steps_each", int, 10, "Langevin steps at each noise level (one record each)"),
+        OptionSpec(
+            "step_lr", float | None, None,
+            "Song & Ermon's eps: alpha_i = step_lr sigma_i^2 / sigma_L^2 (None: sigma_L^2)",
+        ),
+        OptionSpec("denoise", bool, True, "a last denoising step onto x0_hat (one more record)"),
+        GRID_OPTION,
+        CLIP_OPTION,
+    )
 
     def check_options(self, opts: dict[str, Any]) -> None:
         check_int(self.name, "n_steps_each", opts["n_steps_each"])
@@ -48,9 +57,13 @@ class Langevin(Sampler):
     def count(self, steps: int, opts: dict[str, Any]) -> int:
         return steps * int(opts["n_steps_each"]) + int(opts["denoise"])
 
+    def grid_index(self, index: int, steps: int, opts: dict[str, Any]) -> int:
+        # n_steps_each records per noise level; the denoising record sits on the last level
+        return min(index // int(opts["n_steps_each"]), steps - 1)
+
     def plan(self, method: Any, steps: int, t_start: float, opts: dict[str, Any]) -> list[Step]:
         kind = method.prediction
-        levels = levels_at(method.schedule, grid_times(method.schedule, steps, t_start))
+        levels = levels_at(method.schedule, grid_times(method.schedule, steps, t_start, opts))
         sigma_L2 = levels[-1].sigma ** 2
         step_lr = STEP_RATIO * sigma_L2 if opts["step_lr"] is None else float(opts["step_lr"])
         plan = []
