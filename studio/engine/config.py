@@ -61,6 +61,8 @@ TRAIN_KEYS: dict[str, Key] = {
     "device": Key("auto", str, lambda v: v in ("auto", "cpu", "cuda"), "one of auto, cpu, cuda"),
     "amp": Key(True, bool, allowed="true or false (mixed precision, CUDA only)"),
     "threads": Key(0, int, _at_least(0), "an integer >= 0 (0 = torch's default)"),
+    # also write RUN/tensorboard/ (engine.tensorboard_sink); metrics.jsonl stays the source of truth
+    "tensorboard": Key(False, bool, allowed="true or false (needs the tensorboard extra)"),
 }
 
 SAMPLE_KEYS: dict[str, Key] = {
@@ -75,7 +77,7 @@ DATA_ENGINE_KEYS: dict[str, Key] = {
     "held_out": Key(0.1, float, lambda v: 0 <= v < 0.5, "a number in [0, 0.5)"),
 }
 # types of loader parameters whose default is None (so the signature cannot tell)
-DATA_TYPES = {"path": str, "key": str, "name": str, "resolution": int, "channels": int, "limit": int, "n": int, "seed": int}
+DATA_TYPES = {"path": str, "key": str, "labels": str, "name": str, "resolution": int, "channels": int, "limit": int, "n": int, "seed": int}
 RUNTIME_DATA = ("progress", "cancelled")
 
 _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string", list: "a list"}
@@ -313,22 +315,34 @@ def load_data(cfg: Config, **runtime: Any):
         raise _prefixed("data", exc) from None
 
 
-def build_model(cfg: Config, data_shape: tuple[int, ...], data_kind: str):
-    """(method, net) for a resolved or partial config; errors name the section."""
+def schedule_from_section(section: dict[str, Any], method_name: str = "ddpm"):
+    """The schedule a ``[schedule]`` section describes (``family`` defaults to the
+    method's); the one place a config section becomes a Schedule (training, a run's
+    curve, the app's form). Errors are ``StudioError``s naming ``[schedule]``."""
     from ..core.schedules import make_schedule
 
-    method_name = cfg.method.get("name", "ddpm")
-    family = cfg.schedule.get("family", default_schedule(method_name))
+    family = section.get("family") or default_schedule(method_name)
     try:
-        schedule = make_schedule(family, **{k: v for k, v in cfg.schedule.items() if k != "family"})
+        return make_schedule(family, **{k: v for k, v in section.items() if k != "family"})
     except StudioError as exc:
         raise _prefixed("schedule", exc) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[schedule] family {family!r}: {exc}") from None
+
+
+def build_method(cfg: Config):
+    """The method with its schedule (cheap: no network); errors name the section."""
+    method_name = cfg.method.get("name", "ddpm")
+    schedule = schedule_from_section(cfg.schedule, method_name)
     try:
-        method = METHODS.get(method_name)(schedule, **{k: v for k, v in cfg.method.items() if k != "name"})
+        return METHODS.get(method_name)(schedule, **{k: v for k, v in cfg.method.items() if k != "name"})
     except StudioError as exc:
         raise _prefixed("method", exc) from None
+
+
+def build_model(cfg: Config, data_shape: tuple[int, ...], data_kind: str):
+    """(method, net) for a resolved or partial config; errors name the section."""
+    method = build_method(cfg)
     kind = cfg.network.get("kind") or default_network(data_kind)
     try:
         net = NETWORKS.get(kind)(tuple(data_shape), **{k: v for k, v in cfg.network.items() if k != "kind"})
@@ -336,7 +350,7 @@ def build_model(cfg: Config, data_shape: tuple[int, ...], data_kind: str):
         raise _prefixed("network", exc) from None
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"[network] kind {kind!r}: {exc}") from None
-    return method, net
+    return method, method.wrap_network(net)
 
 
 def resolve(cfg: Config, dataset: Any) -> Config:

@@ -19,16 +19,20 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from ..core.data import Dataset
 from ..core.errors import StudioError
 from .atomic import atomic_path, write_text
 from .checkpoint import CheckpointError, load_checkpoint
-from .config import Config, build_model, load_config
+from .config import Config, build_model, load_config, schedule_from_section
 
 CKPT_RE = re.compile(r"^step_(\d+)\.safetensors$")
 
@@ -47,6 +51,9 @@ class RunDir:
         self._rows: list[dict[str, Any]] = []
         self._pos = 0
         self._ino: int | None = None
+        # status writes of the trainer and of its heartbeat thread (engine.run_lock) never interleave
+        self._status_lock = threading.Lock()
+        self._written: dict[str, Any] | None = None
 
     # --- layout ------------------------------------------------------------------------
     @property
@@ -124,7 +131,46 @@ class RunDir:
             return {}
 
     def write_status(self, state: str, step: int, **extra: Any) -> None:
-        write_text(self.path / "status.json", json.dumps({"state": state, "step": step, "pid": os.getpid(), **extra}))
+        """``state``, ``step`` and who wrote it when: ``host``, ``pid``, ``time`` (the
+        heartbeat a reader on another machine judges liveness by, engine.run_lock)."""
+        status = {"state": state, "step": step, "pid": os.getpid(), "host": socket.gethostname(), "time": time.time(), **extra}
+        with self._status_lock:
+            write_text(self.path / "status.json", json.dumps(status))
+            self._written = status
+
+    def beat(self) -> bool:
+        """The writer's heartbeat: the status this object last wrote, again with the time
+        now, while it says running (never over a final state)."""
+        with self._status_lock:
+            status = self._written
+            if status is None or status.get("state") != "running":
+                return False
+            status = {**status, "time": time.time()}
+            write_text(self.path / "status.json", json.dumps(status))
+            self._written = status
+        return True
+
+    def writer_alive(self) -> bool:
+        """Whether a process is still writing this run: status ``running`` and, when
+        written on this host, its pid alive (a killed run's status stays "running")."""
+        return writer_alive(self.status())
+
+    # --- schedule ----------------------------------------------------------------------------
+    def schedule(self, checkpoint: str | Path | None = None):
+        """The run's schedule; a learned one with its weights as of ``checkpoint`` (a
+        path; only the method's few tensors are read), else as configured."""
+        cfg = self.config
+        schedule = schedule_from_section(cfg.schedule, cfg.method.get("name", "ddpm"))
+        if schedule.learned and checkpoint is not None:
+            state = load_checkpoint(checkpoint, parts=("method",)).get("method", {})
+            prefix = "schedule."
+            schedule.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        return schedule
+
+    def schedule_curve(self, checkpoint: str | Path | None = None, n: int = 256) -> tuple[np.ndarray, np.ndarray]:
+        """(t, log-SNR) of :meth:`schedule` at ``n`` times in [0, 1], log-SNR clamped as
+        the networks clamp it (``clamp_log_snr``)."""
+        return schedule_curve(self.schedule(checkpoint), n)
 
     # --- metrics --------------------------------------------------------------------------------
     def metrics(self) -> list[dict[str, Any]]:
@@ -205,6 +251,34 @@ class RunDir:
         if not self.preview_dir.is_dir():
             return []
         return sorted(self.preview_dir.glob("step_*.png"))
+
+
+def schedule_curve(schedule, n: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """(t, log-SNR) at ``n`` times in [0, 1]; +-inf and beyond-range values clamped to
+    the networks' [-30, 30] (core.networks.embedding.clamp_log_snr, the one clamp)."""
+    from ..core.networks.embedding import clamp_log_snr
+
+    t = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    with torch.no_grad():
+        lam = clamp_log_snr(schedule.log_snr(t).double()).double().numpy()
+    return t.numpy(), lam
+
+
+def writer_alive(status: dict[str, Any]) -> bool:
+    """A ``status.json``'s writer still runs: state ``running`` and, when written on this
+    host, its pid alive and not a zombie. From another host (a copied folder, a cluster
+    node) the pid says nothing; the status is trusted."""
+    if status.get("state") != "running":
+        return False
+    pid, host = status.get("pid"), status.get("host")
+    if pid is None or (host is not None and host != socket.gethostname()):
+        return True
+    import psutil
+
+    try:
+        return psutil.Process(int(pid)).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, ValueError):
+        return False
 
 
 class MetricsWriter:

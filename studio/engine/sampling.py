@@ -49,7 +49,9 @@ def sample_job(
     are the sampler's options (default: those in the config when the sampler is the
     config's). ``x_init`` (raw data scale, e.g. a ``SampleStep.x_t``) with ``t_start``
     branches a new run from a state. ``records=False`` skips the per-step events (the
-    CLI); the trajectory file gets every step either way.
+    CLI); the trajectory file gets every step either way. Bad input (a run, sampler,
+    option or count) raises a ``StudioError`` here, at the call, before anything is
+    written; the returned generator writes the trajectory.
     """
     control = control or JobControl()
     run = RunDir(run_dir).require()
@@ -75,8 +77,12 @@ def sample_job(
     records_iter = smp(
         method, net, shape, steps, generator=generator,
         x_init=None if x_init is None else x_init.to(dev), t_start=t_start, **options,
-    )
+    )  # checks the options and the branch start now (Sampler.__call__ validates eagerly)
     settings = {"sampler": name, "steps": steps, "n": n, "seed": int(seed), "checkpoint": checkpoint, "options": options}
+    return _run_sampler(run, cfg, info, records_iter, total, shape, settings, control, trajectory, records)
+
+
+def _run_sampler(run, cfg, info, records_iter, total, shape, settings, control, trajectory, records) -> Iterator[Event]:
     writer = None
     if trajectory is not None:
         attrs = {"config": json.dumps(cfg.to_dict()), "data_kind": info.kind, "run_dir": str(run.path), "scale": "raw", **settings}
