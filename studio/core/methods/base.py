@@ -85,6 +85,10 @@ class Method(nn.Module, ABC):
 
     name: str = ""
     predictions: tuple[str, ...] = ("eps",)
+    # The family whose samplers read this method's network (a sampler's ``families``
+    # lists these); empty means the method's own name. A plugin method on a variance
+    # exploding process that the NCSN samplers serve sets "ncsn" (plugins/edm_method.py).
+    sampler_family: str = ""
 
     def __init__(self, schedule: Schedule, prediction: str = "eps"):
         super().__init__()
@@ -94,6 +98,14 @@ class Method(nn.Module, ABC):
         self.prediction = check_choice(self.name, "prediction", prediction, self.predictions)
 
     # --- reading the network ----------------------------------------------------------
+    def wrap_network(self, net: nn.Module) -> nn.Module:
+        """The module the trainer, :meth:`predict` and the samplers call as
+        ``net(x_t * c_in, log_snr)`` and read as :attr:`prediction`: the network itself,
+        unless the method preconditions it (EDM's c_skip and c_out around the network,
+        plugins/edm_method.py). The engine wraps once, when it builds the model
+        (engine.config.build_model), so the wrapper is trained, saved and loaded with it."""
+        return net
+
     def call_net(self, net: nn.Module, x_t: Tensor, alpha: Tensor, sigma: Tensor, log_snr: Tensor) -> Tensor:
         """The network output at (x_t, noise level), input scaled by EDM's c_in so one
         network serves variance preserving and exploding processes."""
