@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--strip", help="denoising strip PNG (8 steps of 8 samples)")
     s.add_argument("--trajectory", help="trajectory HDF5, written step by step")
     s.add_argument("--gif", help="animated GIF of the reverse process")
+    s.add_argument("--export", action="append", default=[], metavar="NAME=PATH",
+                   help="also write PATH with a registered trajectory exporter (e.g. a plugin's svg_strip); repeatable")
     s.add_argument("--checkpoint", default="ema", help="ema (default), net, or a checkpoint file")
     s.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
 
@@ -69,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("params", nargs="*", help="parameters as key=value (TOML values: steps=1000 beta_end=0.02)")
     c.add_argument("--plot", help="PNG with beta_t, alpha_bar_t, SNR and log-SNR")
     c.add_argument("--json", action="store_true", help="print every curve as JSON")
+    c.add_argument("--density", action="store_true", help="the noise-level density p(lambda) training visits and its "
+                   "share in lambda < -5, -5..5, > 5")
+    c.add_argument("--weighting", nargs="?", const="all", metavar="NAMES", help="implied loss weights w(lambda) and "
+                   "effective weights p*w of the objectives (comma-separated: eps_mse, x0_mse, v_mse, vdm_elbo, "
+                   "ncsn_dsm, edm with the EDM plugin; default all that fit the schedule)")
+    c.add_argument("--grid", choices=["uniform_t", "uniform_log_snr", "karras"], help="a sampler grid's lambda "
+                   "ticks and its largest lambda jump per step")
+    c.add_argument("--grid-steps", type=int, default=50, metavar="N", help="steps of --grid (default 50)")
 
     e = sub.add_parser("evaluate", help="quality figures of a run", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("run_dir")
@@ -177,6 +187,8 @@ def cmd_sample(args: argparse.Namespace) -> int:
     run = RunDir(args.run_dir).require()
     info = run.data_info()
     want_frames = bool(args.gif or args.strip)
+    exports = trajectory_exports(args.export)
+    trajectory = args.trajectory or (run.samples_dir / ".export_trajectory.h5" if exports else None)
     control = JobControl()
     _on_sigint(control)
     bar, total, frames, strip = None, 0, [], []
@@ -190,7 +202,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     job = sample_job(
         run.path, sampler=args.sampler, steps=args.steps, n=args.n, seed=args.seed, checkpoint=args.checkpoint if args.checkpoint in ("ema", "net") else "ema",
         checkpoint_path=None if args.checkpoint in ("ema", "net") else args.checkpoint,
-        trajectory=args.trajectory, control=control, records=want_frames, device=args.device,
+        trajectory=trajectory, control=control, records=want_frames, device=args.device,
     )
     for event in job:
         if isinstance(event, Started):
@@ -237,8 +249,37 @@ def cmd_sample(args: argparse.Namespace) -> int:
         written.append(args.gif)
     if args.trajectory:
         written.append(args.trajectory)
+    if exports:
+        written += write_exports(exports, trajectory)
+        if not args.trajectory:
+            Path(trajectory).unlink(missing_ok=True)
     print("wrote " + ", ".join(written))
     return OK
+
+
+def trajectory_exports(items: list[str]) -> list[tuple[str, str]]:
+    """``NAME=PATH`` pairs naming exporters registered with meta ``input="trajectory"``
+    (engine.export: called as ``exporter(TrajectoryReader, path)``)."""
+    from .core.registry import EXPORTERS
+
+    allowed = [n for n in EXPORTERS.names() if EXPORTERS.entry(n).meta.get("input") == "trajectory"]
+    pairs = []
+    for item in items:
+        name, eq, path = item.partition("=")
+        if not eq or not name or not path:
+            raise UsageError(f"--export {item!r}: expected NAME=PATH, e.g. svg_strip=strip.svg")
+        if name not in allowed:
+            raise UsageError(f"--export {name!r}: not a trajectory exporter; allowed: {', '.join(allowed) or 'none registered'}")
+        pairs.append((name, path))
+    return pairs
+
+
+def write_exports(exports: list[tuple[str, str]], trajectory: Any) -> list[str]:
+    from .core.registry import EXPORTERS
+    from .engine.trajectory import TrajectoryReader
+
+    with TrajectoryReader(trajectory) as reader:
+        return [str(EXPORTERS.get(name)(reader, path)) for name, path in exports]
 
 
 def _frame(info: Any, x_raw: Any, bounds: Any):
@@ -274,10 +315,15 @@ def cmd_schedule(args: argparse.Namespace) -> int:
 
     sched = make_schedule(args.name, **parse_params(args.params))
     curves = {k: v.double().numpy() for k, v in sched.curves().items()}
+    figures = lambda_figures(sched, args)
     if args.json:
-        print(json.dumps({"schedule": sched.to_dict(), "curves": {k: v.tolist() for k, v in curves.items()}}))
+        print(json.dumps({"schedule": sched.to_dict(), "curves": {k: v.tolist() for k, v in curves.items()}, **figures}))
     else:
         print(summary(sched, curves))
+        if figures:
+            from .engine.schedule_report import summary_lines
+
+            print("\n".join(summary_lines(figures)))
     if args.plot:
         from .engine.plots import save_panels
 
@@ -287,9 +333,28 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         else:
             panels.insert(0, ("sigma_t", curves["sigma"]))
         params = ", ".join(f"{k}={v}" for k, v in sched.params().items() if k != "points")
-        save_panels(args.plot, curves["t"], panels, title=f"{args.name}: {params}")
+        if figures:  # the log-SNR figures, each against lambda
+            from .engine.plots import save_figure
+            from .engine.schedule_report import figure_panels
+
+            panels = [{"title": name, "curves": [("", curves["t"], y)]} for name, y in panels] + figure_panels(figures)
+            save_figure(args.plot, panels, title=f"{args.name}: {params}")
+        else:
+            save_panels(args.plot, curves["t"], panels, title=f"{args.name}: {params}")
         print(f"wrote {args.plot}", file=sys.stderr)
     return OK
+
+
+def lambda_figures(sched: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """--density, --weighting and --grid as data (engine.schedule_report)."""
+    if not (args.density or args.weighting or args.grid):
+        return {}
+    from .engine.schedule_report import parse_weightings, schedule_figures
+
+    if args.grid_steps < 1:
+        raise UsageError(f"--grid-steps {args.grid_steps}: must be >= 1")
+    names = parse_weightings(args.weighting, sched) if args.weighting else []
+    return schedule_figures(sched, density=args.density, weighting_names=names, grid=args.grid, grid_steps=args.grid_steps)
 
 
 def summary(sched: Any, curves: dict[str, Any]) -> str:

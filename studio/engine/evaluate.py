@@ -42,6 +42,15 @@ def load_reference(path: str | Path) -> np.ndarray:
         raise DataError(f"cannot read reference file {path}: {type(exc).__name__}: {exc}") from None
 
 
+def held_out_data(cfg: Any) -> torch.Tensor:
+    """The run's held-out split (model range), the reference for its quality figures:
+    the split training left out (``[data] held_out``, seeded by ``[train] seed``), or
+    every item when nothing was held out."""
+    dataset = load_data(cfg)
+    held = cfg.data.get("held_out", 0.1)
+    return dataset.split(held, seed=cfg.train.get("seed", 0))[1].data if held > 0 else dataset.data
+
+
 def evaluate(
     run_dir: str | Path,
     reference: str | Path | None = None,
@@ -62,9 +71,7 @@ def evaluate(
         if tuple(ref.shape[1:]) != info.shape:
             raise DataError(f"reference {reference} has samples of shape {tuple(ref.shape[1:])}, the run's data {info.shape}")
     else:
-        dataset = load_data(cfg)
-        held = cfg.data.get("held_out", 0.1)
-        ref = dataset.split(held, seed=cfg.train.get("seed", 0))[1].data if held > 0 else dataset.data
+        ref = held_out_data(cfg)
     n = int(n or (max(2000, min(len(ref), 5000)) if info.kind == "points" else min(len(ref), 512)))
     figures: dict[str, Any] = {"run": str(run.path), "n_samples": n, "n_reference": len(ref), "kind": info.kind}
     result = None

@@ -10,6 +10,10 @@ Two places only, nothing else is ever imported:
 
 A plugin that raises is reported with its name and skipped, never fatal; whatever it
 had registered before failing is taken out again so no half-loaded plugin remains.
+A file whose source is the same as a plugin already loaded (an entry point of the
+installed package, or the same file in another folder) counts as loaded and is not
+imported again: the repository's plugins/ is both the package's entry points and a
+folder a user may pass.
 """
 
 from __future__ import annotations
@@ -53,6 +57,15 @@ class PluginReport:
 # Files and entry points loaded in this process, with what each registered, so that a
 # second call does not register twice and unload_plugins() can take everything out.
 _loaded: dict[str, dict[str, list[str]]] = {}
+# sha1 of a loaded plugin's source file -> its key in _loaded
+_sources: dict[str, str] = {}
+
+
+def _digest(path: str | Path | None) -> str | None:
+    try:
+        return hashlib.sha1(Path(path).read_bytes()).hexdigest() if path else None
+    except OSError:
+        return None
 
 
 def _snapshot() -> dict[str, set[str]]:
@@ -119,7 +132,12 @@ def load_plugins(folder: str | Path | None = None, entry_points: bool = True) ->
     report = PluginReport()
     if entry_points:
         for ep in importlib.metadata.entry_points(group=GROUP):
-            _load_one(f"entry point {ep.name} ({ep.value})", f"ep:{ep.name}={ep.value}", lambda ep=ep: _load_entry_point(ep), report)
+            key = f"ep:{ep.name}={ep.value}"
+            _load_one(f"entry point {ep.name} ({ep.value})", key, lambda ep=ep: _load_entry_point(ep), report)
+            module = sys.modules.get(ep.module)
+            digest = _digest(getattr(module, "__file__", None)) if key in _loaded else None
+            if digest:
+                _sources.setdefault(digest, key)
     if folder is not None:
         root = Path(folder).expanduser()
         if not root.is_dir():
@@ -129,7 +147,11 @@ def load_plugins(folder: str | Path | None = None, entry_points: bool = True) ->
             if path.name.startswith("_"):
                 continue
             path = path.resolve()
-            _load_one(path.name, f"file:{path}", lambda path=path: _load_file(path), report)
+            digest = _digest(path)
+            key = _sources.get(digest, f"file:{path}") if digest else f"file:{path}"
+            _load_one(path.name, key, lambda path=path: _load_file(path), report)
+            if digest and key in _loaded:
+                _sources.setdefault(digest, key)
     return report
 
 
@@ -139,5 +161,6 @@ def unload_plugins() -> None:
     for added in _loaded.values():
         _remove(added)
     _loaded.clear()
+    _sources.clear()
     for name in [m for m in sys.modules if m.startswith(_MODULE_PREFIX)]:
         del sys.modules[name]
