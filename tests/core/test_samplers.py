@@ -82,7 +82,7 @@ def marginal_at_1(method, n: int, seed: int = 0) -> torch.Tensor:
 
 
 PAIRS = [(s, m) for s in SAMPLERS.names() for m in METHODS.names() if m in SAMPLERS.get(s).families]
-STEPS = {"ancestral": 12, "ddim": 7, "langevin": 4}
+STEPS = {"ancestral": 12, "ddim": 7, "langevin": 4, "euler": 6, "heun": 5, "dpmpp_2m": 6, "euler_maruyama": 8, "pc": 5, "rk45": 3}
 
 
 # ----------------------------------------------------------------------------------
@@ -229,7 +229,17 @@ def test_langevin_reaches_the_level_variance():
 
 
 # steps per sampler for the exact-denoiser quality check, and the tolerance on the std
-QUALITY = {"ancestral": (250, {}), "ddim": (100, {}), "langevin": (100, {"n_steps_each": 5})}
+QUALITY = {
+    "ancestral": (250, {}),
+    "ddim": (100, {}),
+    "langevin": (100, {"n_steps_each": 5}),
+    "euler": (250, {}),  # first order in t: on NCSN (k = log(sigma_max / sigma_min)) it needs many steps
+    "heun": (25, {"grid": "karras"}),
+    "dpmpp_2m": (25, {"grid": "karras"}),
+    "euler_maruyama": (250, {}),
+    "pc": (100, {}),
+    "rk45": (2, {"grid": "karras"}),
+}
 
 
 @pytest.mark.parametrize("sampler_name,method_name", PAIRS)

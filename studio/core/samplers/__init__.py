@@ -2,9 +2,12 @@
 viewer can scrub any step and a caller can stop early (docs/INTERFACES.md).
 
 Registered in ``SAMPLERS``: ``ancestral`` (DDPM Alg. 2, VDM's T-step grid, SMLD's for
-NCSN), ``ddim`` (eta, any number of steps) and ``langevin`` (NCSN annealed Langevin
-dynamics). Every one serves NCSN, DDPM and VDM models through the
-reparameterization triangle.
+NCSN), ``ddim`` (eta, any number of steps), ``langevin`` (NCSN annealed Langevin
+dynamics); the SDE view (Song et al. 2021, core.sde): ``euler_maruyama`` and ``pc``
+(predictor-corrector) on the reverse SDE, ``euler``, ``heun`` and ``dpmpp_2m``
+(DPM-Solver++(2M)) on the probability-flow ODE, and ``rk45`` (adaptive dopri5). Every
+one serves NCSN, DDPM and VDM models through the reparameterization triangle, on any of
+the time grids of grids.py.
 """
 
 from __future__ import annotations
@@ -15,12 +18,18 @@ import torch
 from torch import Tensor, nn
 
 from ..registry import SAMPLERS
+from .adaptive import RK45
 from .ancestral import Ancestral
 from .base import OptionSpec, Sampler, StepRecord
 from .ddim import DDIM
 from .langevin import Langevin
+from .ode import DPMSolverPP2M, Euler, Heun
+from .reverse_sde import EulerMaruyama, PredictorCorrector
 
-__all__ = ["Ancestral", "DDIM", "Langevin", "OptionSpec", "Sampler", "StepRecord", "sample"]
+__all__ = [
+    "Ancestral", "DDIM", "DPMSolverPP2M", "Euler", "EulerMaruyama", "Heun", "Langevin", "OptionSpec",
+    "PredictorCorrector", "RK45", "Sampler", "StepRecord", "sample",
+]
 
 
 def sample(

@@ -397,6 +397,16 @@ def run(
         x = x_next
 
 
+def predict(step: Step, net: nn.Module, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One network call at the step's level: (out, x0_hat, eps_hat), unclipped."""
+    # c_in is 1 up to rounding on variance-preserving processes: skip the multiply
+    x_in = x if abs(step.c_in - 1.0) < 1e-9 else x * step.c_in
+    out = net(x_in, x.new_full((x.shape[0],), step.level.log_snr))
+    x0 = out if step.p == 0.0 and step.q == 1.0 else torch.add(x * step.p, out, alpha=step.q)
+    eps = out if step.u == 0.0 and step.w == 1.0 else torch.add(x * step.u, out, alpha=step.w)
+    return out, x0, eps
+
+
 def take_step(
     step: Step,
     net: nn.Module,
@@ -409,11 +419,7 @@ def take_step(
     (x0_hat clamped to [-clip, clip] first when ``clip`` is given; ``x0_prev``, the
     previous step's x0_hat, enters with weight ``step.E``). Every returned tensor is
     new; ``x`` is never written to."""
-    # c_in is 1 up to rounding on variance-preserving processes: skip the multiply
-    x_in = x if abs(step.c_in - 1.0) < 1e-9 else x * step.c_in
-    out = net(x_in, x.new_full((x.shape[0],), step.level.log_snr))
-    x0 = out if step.p == 0.0 and step.q == 1.0 else torch.add(x * step.p, out, alpha=step.q)
-    eps = out if step.u == 0.0 and step.w == 1.0 else torch.add(x * step.u, out, alpha=step.w)
+    out, x0, eps = predict(step, net, x)
     if clip:
         x0 = x0.clamp(-clip, clip)
         mean = torch.add(x * step.A, x0, alpha=step.B)

@@ -1,0 +1,126 @@
+"""Samplers of the reverse-time SDE (Song et al. 2021, eq. 6),
+``dx = [f x - g^2 score] dt + g dw_bar``, with ``score = -(x - alpha x0_hat) / sigma^2``
+and f, g from core.sde (``g^2 / sigma^2 = 2k``).
+
+* ``euler_maruyama`` (score_sde's ``EulerMaruyamaPredictor``): between grid times t > s,
+  ``h = s - t < 0``, ``x_s = x + h ((f + 2k) x - 2k alpha x0_hat) + sigma_t sqrt(2k |h|) z``.
+* ``pc`` (score_sde's predictor-corrector sampler, Song et al. Algorithm 2-3): at each
+  grid time ``n_corrector`` Langevin corrector steps, then the reverse-diffusion
+  predictor. The corrector (``LangevinCorrector``) draws z, sets
+  ``eps = 2 a (snr ||z|| / ||score||)^2`` (norms per sample, averaged over the batch;
+  ``a = (alpha_t / alpha_s)^2``, the discretised VP's ``1 - beta_i``, 1 on VE) and moves
+  ``x + eps score + sqrt(2 eps) z``. The predictor (``ReverseDiffusionPredictor``)
+  reverses the Gaussian step ``x_t = r x_s + sigma_{t|s} z`` (``r = alpha_t / alpha_s``,
+  ``sigma_{t|s}^2 = sigma_t^2 c``, ``c = 1 - SNR_t / SNR_s``):
+  ``x_s = (2 - r) x + sigma_{t|s}^2 score + sigma_{t|s} z = (2 - r - c) x + c alpha_t x0_hat + sigma_t sqrt(c) z``.
+
+Both end on the data, ``x_0 = x0_hat`` (score_sde's ``noise_removal``); ``pc`` corrects at
+the last level first. One record per grid time: ``pc``'s record holds the first call's
+predictions (on the state entering the step) and makes ``n_corrector + 1`` calls.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import StudioError
+from ..registry import SAMPLERS
+from .base import (
+    CLIP_OPTION, GRID_OPTION, Level, OptionSpec, Sampler, Step, check_int, grid_times, levels_at, make_step,
+    posterior_factor, predict, take_step, to_data,
+)
+from .ode import sde_levels
+
+
+class EulerMaruyama(Sampler):
+    """Reverse SDE by Euler-Maruyama (Song et al. 2021; score_sde EulerMaruyamaPredictor)."""
+
+    name = "euler_maruyama"
+    specs = (GRID_OPTION, CLIP_OPTION)
+
+    def plan(self, method: Any, steps: int, t_start: float, opts: dict[str, Any]) -> list[Step]:
+        kind = method.prediction
+        levels, fs, ks = sde_levels(self.name, method, steps, t_start, opts)
+        plan = []
+        for i, (t, s) in enumerate(zip(levels, levels[1:])):
+            h, f, k = s.t - t.t, fs[i], ks[i]
+            noise = t.sigma * math.sqrt(2.0 * k * abs(h))
+            plan.append(make_step(kind, t, 1.0 + h * (f + 2.0 * k), -2.0 * h * k * t.alpha, 0.0, noise))
+        return plan + [to_data(kind, levels[-1])]
+
+
+class PCStep(NamedTuple):
+    """Langevin corrector steps at ``level``, then ``predictor`` (a plain step)."""
+
+    level: Level
+    readout: Step  # the corrector's network readout at this level
+    a: float  # (alpha_t / alpha_s)^2
+    snr: float
+    n_corrector: int
+    predictor: Step
+
+    @property
+    def evals(self) -> int:
+        return self.n_corrector + 1
+
+    def take(
+        self, net: nn.Module, x: Tensor, generator: torch.Generator, clip: float | None, x0_prev: Tensor | None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        first = None
+        for _ in range(self.n_corrector):
+            _, x0, eps = predict(self.readout, net, x)
+            if first is None:
+                first = (x0.clamp(-clip, clip) if clip else x0, eps)
+            score = eps * (-1.0 / self.level.sigma)
+            z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            grad_norm = score.flatten(1).norm(dim=1).mean()
+            noise_norm = z.flatten(1).norm(dim=1).mean()
+            step = 2.0 * self.a * (self.snr * noise_norm / grad_norm) ** 2
+            x = x + step * score + torch.sqrt(2.0 * step) * z
+        x0, eps, x_next = take_step(self.predictor, net, x, generator, clip)
+        return (*(first or (x0, eps)), x_next)
+
+
+class PredictorCorrector(Sampler):
+    """Predictor-corrector (Song et al. 2021, Alg. 2-3): reverse diffusion + Langevin corrector."""
+
+    name = "pc"
+    specs = (
+        OptionSpec("snr", float, 0.16, "corrector signal-to-noise ratio r: eps = 2 a (r ||z|| / ||score||)^2"),
+        OptionSpec("n_corrector", int, 1, "Langevin corrector steps at each grid time (each one network call)"),
+        GRID_OPTION,
+        CLIP_OPTION,
+    )
+
+    def check_options(self, opts: dict[str, Any]) -> None:
+        check_int(self.name, "n_corrector", opts["n_corrector"], minimum=0)
+        snr = opts["snr"]
+        if isinstance(snr, bool) or not isinstance(snr, (int, float)) or not 0.0 < snr < math.inf:
+            raise StudioError(f"sampler 'pc': snr = {snr!r} must be a number > 0")
+
+    def evaluations(self, steps: int, opts: dict[str, Any]) -> int:
+        return steps * (int(opts["n_corrector"]) + 1)
+
+    def plan(self, method: Any, steps: int, t_start: float, opts: dict[str, Any]) -> list[Any]:
+        kind, snr, n_corr = method.prediction, float(opts["snr"]), int(opts["n_corrector"])
+        levels = levels_at(method.schedule, grid_times(method.schedule, steps, t_start, opts))
+        plan: list[Any] = []
+        for i, t in enumerate(levels):
+            readout = to_data(kind, t)
+            if i + 1 < len(levels):
+                s = levels[i + 1]
+                r, c = t.alpha / s.alpha, posterior_factor(t.log_snr, s.log_snr)
+                predictor = make_step(kind, t, 2.0 - r - c, c * t.alpha, 0.0, t.sigma * math.sqrt(max(c, 0.0)))
+                a = r * r
+            else:  # the last level: correct, then onto the data (alpha_0 = 1)
+                predictor, a = readout, t.alpha**2
+            plan.append(PCStep(t, readout, a, snr, n_corr, predictor) if n_corr else predictor)
+        return plan
+
+
+SAMPLERS.register("euler_maruyama", EulerMaruyama(), description=EulerMaruyama.__doc__)
+SAMPLERS.register("pc", PredictorCorrector(), description=PredictorCorrector.__doc__)
