@@ -23,6 +23,7 @@ from ..core import data as core_data
 from ..core import methods as _methods  # noqa: F401  (register the methods)
 from ..core import networks as _networks  # noqa: F401  (register the networks)
 from ..core import samplers as _samplers  # noqa: F401  (register the samplers)
+from ..core.data.normalise import NORMALISATIONS, normalise
 from ..core.errors import ConfigError, StudioError
 from ..core.registry import DATASETS, METHODS, NETWORKS, SAMPLERS, SCHEDULES
 
@@ -75,6 +76,8 @@ SAMPLE_KEYS: dict[str, Key] = {
 DATA_ENGINE_KEYS: dict[str, Key] = {
     "source": Key("toy", str),
     "held_out": Key(0.1, float, lambda v: 0 <= v < 0.5, "a number in [0, 0.5)"),
+    # the Data panel's choice, applied after loading (core.data.normalise)
+    "normalisation": Key("default", str, lambda v: v in NORMALISATIONS, "one of " + ", ".join(NORMALISATIONS)),
 }
 # types of loader parameters whose default is None (so the signature cannot tell)
 DATA_TYPES = {"path": str, "key": str, "labels": str, "name": str, "resolution": int, "channels": int, "limit": int, "n": int, "seed": int}
@@ -226,7 +229,7 @@ def _check_factory(section: str, values: dict[str, Any], factory: Any, skip: tup
 
 def _check_data(values: dict[str, Any]) -> None:
     source = values.get("source", "toy")
-    for key in ("source", "held_out"):
+    for key in DATA_ENGINE_KEYS:
         if key in values:
             values[key] = _check_value("data", key, values[key], DATA_ENGINE_KEYS[key])
     if source == "toy":
@@ -250,7 +253,7 @@ def _check_data(values: dict[str, Any]) -> None:
         if key not in params:
             raise ConfigError(
                 f"unknown key [data] {key} = {value!r} for source {source!r}; "
-                f"allowed: {', '.join(['source', *extra, *params, 'held_out'])}"
+                f"allowed: {', '.join(['source', *extra, *params, 'held_out', 'normalisation'])}"
             )
         kind = DATA_TYPES.get(key)
         if kind is not None and not _type_ok(value, kind):
@@ -310,7 +313,8 @@ def load_data(cfg: Config, **runtime: Any):
     """The dataset the ``[data]`` section describes (whole, before the held-out split)."""
     options = {k: v for k, v in cfg.data.items() if k not in DATA_ENGINE_KEYS}
     try:
-        return core_data.load_dataset(cfg.data.get("source", "toy"), **options, **runtime)
+        dataset = core_data.load_dataset(cfg.data.get("source", "toy"), **options, **runtime)
+        return normalise(dataset, cfg.data.get("normalisation", "default"))
     except StudioError as exc:
         raise _prefixed("data", exc) from None
 

@@ -111,6 +111,11 @@ def bits_per_dim(run: RunDir, x: torch.Tensor, checkpoint: str, generator: torch
     out = {"bits_per_dim": nats / (dim * math.log(2)), "bits_per_dim_raw": (nats + info.log_scale_sum()) / (dim * math.log(2))}
     if info.kind == "images":
         out["bits_per_dim_8bit"] = out["bits_per_dim_raw"] + 8.0
+        # on the data's own grid of levels (meta "levels": 256 for 8-bit, 65536 for 16-bit
+        # sources, 17 for digits): raw [0, 1] density + log2(levels), the dequantised convention
+        levels = int(info.meta.get("levels", 256))
+        out["levels"] = levels
+        out["bits_per_dim_discrete"] = out["bits_per_dim_raw"] + math.log2(levels)
     return out
 
 

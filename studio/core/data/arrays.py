@@ -7,7 +7,7 @@ Every file source (array, HDF5, folder, digits) ends here, so the rules live onc
 * ``N x H x W``, ``N x H x W x C`` and ``N x C x H x W`` (``C`` in 1 | 3) are images,
   mapped to float32 ``(N, C, H, W)`` in [-1, 1] with ``shift = scale = 0.5`` so that
   ``to_raw`` gives pixels in [0, 1];
-* pixel values are ``uint8`` or floats in [0, 1], [-1, 1] or [0, 255] (detected).
+* pixel values are ``uint8``, ``uint16`` (0..65535) or floats in [0, 1], [-1, 1] or [0, 255] (detected).
 
 Long loads report ``progress(done, total)`` and poll ``cancelled()`` between pieces so
 the app can run them off its GUI thread; a cancelled load raises :class:`LoadCancelled`.
@@ -28,6 +28,7 @@ ProgressFn = Callable[[int, int], None]
 CancelledFn = Callable[[], bool]
 
 ALLOWED_SHAPES = "N x D (points), N x H x W, N x H x W x C or N x C x H x W (images, C = 1 | 3)"
+PIXEL_LEVELS = {"uint8": 256, "uint16": 65536}  # integer pixels: the grid bits/dim is counted on
 _EPS = 1e-3  # tolerance when deciding which pixel range a float array uses
 
 
@@ -120,6 +121,8 @@ def pixels_to_unit(array: np.ndarray, where: str) -> tuple[np.ndarray, str]:
     if array.dtype == np.uint8 or array.dtype == np.bool_:
         scale = 255.0 if array.dtype == np.uint8 else 1.0
         return array.astype(np.float32) / scale, "uint8" if scale == 255.0 else "[0, 1]"
+    if array.dtype == np.uint16:  # 16-bit scans: the full 0..65535 range, not [0, 255]
+        return (array.astype(np.float64) / 65535.0).astype(np.float32), "uint16"
     x = array.astype(np.float32)
     if not np.isfinite(x).all():
         raise DataError(f"{where} contains NaN or infinite pixel values")
@@ -131,7 +134,7 @@ def pixels_to_unit(array: np.ndarray, where: str) -> tuple[np.ndarray, str]:
     if lo >= -_EPS and hi <= 255.0 + _EPS:
         return np.clip(x / 255.0, 0.0, 1.0), "[0, 255]"
     raise DataError(
-        f"{where} has pixel values in [{lo:g}, {hi:g}]; allowed ranges: [0, 1], [-1, 1], [0, 255] (or uint8)"
+        f"{where} has pixel values in [{lo:g}, {hi:g}]; allowed ranges: [0, 1], [-1, 1], [0, 255] (or uint8, uint16)"
     )
 
 
@@ -231,6 +234,6 @@ def dataset_from_array(
     x = torch.from_numpy(np.ascontiguousarray(unit))
     x = set_channels(resize_images(x, resolution), channels)
     meta.update(layout=layout, pixel_range=found)
-    if found == "uint8":
-        meta["levels"] = 256
+    if found in PIXEL_LEVELS:
+        meta["levels"] = PIXEL_LEVELS[found]
     return images_dataset(x, name, meta)

@@ -82,27 +82,44 @@ def load_digits_dataset(
 # ==========================================================================================
 
 
-def _read_image(path: Path, resolution: int) -> tuple[torch.Tensor, bool]:
-    """One file -> (3, R, R) float in [0, 1] and whether it was grey; PIL errors propagate."""
+HIGH_DEPTH_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")  # Pillow's modes of 16-bit grey PNGs
+
+
+def _square(im: Any, resolution: int) -> Any:
+    """Center crop to a square, then a Lanczos resize to ``resolution`` (any PIL mode)."""
+    from PIL import Image
+
+    side = min(im.size)
+    left, top = (im.width - side) // 2, (im.height - side) // 2
+    im = im.crop((left, top, left + side, top + side))
+    if side != resolution:
+        im = im.resize((resolution, resolution), Image.Resampling.LANCZOS, reducing_gap=None)
+    return im
+
+
+def _read_image(path: Path, resolution: int) -> tuple[torch.Tensor, bool, int]:
+    """One file -> (3, R, R) float in [0, 1], whether it was grey, and its number of
+    levels (256, or 65536 for a 16-bit grey PNG); PIL errors propagate."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
         im.load()
         im = ImageOps.exif_transpose(im)  # phone JPEGs store their rotation in EXIF
-        grey = im.mode in ("1", "L", "LA", "I", "I;16", "F")
+        if im.mode in HIGH_DEPTH_MODES:
+            # PIL's convert("L"/"RGB") clips 16-bit values at 255 instead of scaling them
+            # (a 16-bit scan of noise became 99% white): scale to [0, 1] as floats ("F")
+            unit = np.clip(np.asarray(im, dtype=np.float64) / 65535.0, 0.0, 1.0).astype(np.float32)
+            grey = np.asarray(_square(Image.fromarray(unit, mode="F"), resolution), dtype=np.float32)
+            x = torch.from_numpy(np.clip(grey, 0.0, 1.0).copy())[None].expand(3, -1, -1).contiguous()
+            return x, True, 65536
+        grey = im.mode in ("1", "L", "LA", "F")
         if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
             # transparent pixels over white, as a viewer shows them
             rgba = im.convert("RGBA")
             im = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             im.alpha_composite(rgba)
-        im = im.convert("RGB")
-        side = min(im.size)
-        left, top = (im.width - side) // 2, (im.height - side) // 2
-        im = im.crop((left, top, left + side, top + side))
-        if side != resolution:
-            im = im.resize((resolution, resolution), Image.Resampling.LANCZOS, reducing_gap=None)
-        pixels = np.asarray(im, dtype=np.uint8)
-    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0, grey
+        pixels = np.asarray(_square(im.convert("RGB"), resolution), dtype=np.uint8)
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0, grey, 256
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -136,13 +153,13 @@ def load_folder(
     if not files:
         raise DataError(f"no PNG or JPEG files in folder {folder}")
     ticker = Ticker(len(files) if limit is None else min(len(files), limit), progress, cancelled)
-    images, names, skipped, all_grey = [], [], [], True
+    images, names, skipped, all_grey, levels = [], [], [], True, 256
     for f in files:
         if limit is not None and len(images) >= limit:
             break
         ticker.check()
         try:
-            pixels, grey = _read_image(f, resolution)
+            pixels, grey, depth = _read_image(f, resolution)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             reason = f"{type(e).__name__}: {e}"
             skipped.append((str(f.relative_to(folder)), reason))
@@ -151,6 +168,7 @@ def load_folder(
             images.append(pixels)
             names.append(str(f.relative_to(folder)))
             all_grey &= grey
+            levels = max(levels, depth)
         ticker.advance()  # files looked at, read or skipped
     if not images:
         raise DataError(
@@ -159,7 +177,7 @@ def load_folder(
         )
     x = torch.stack(images)
     x = set_channels(x, channels if channels is not None else (1 if all_grey else 3))
-    meta = {"source": "folder", "path": str(folder), "files": names, "skipped": skipped, "levels": 256}
+    meta = {"source": "folder", "path": str(folder), "files": names, "skipped": skipped, "levels": levels}
     return images_dataset(x, folder.name or "folder", meta)
 
 
@@ -181,7 +199,7 @@ def load_array(
     """Points or images from a ``.npy`` file or one array (``key``) of an ``.npz`` file.
 
     Shapes: N x D points; N x H x W, N x H x W x C, N x C x H x W images (C = 1 | 3),
-    uint8 or float in [0, 1], [-1, 1] or [0, 255] (detected).
+    uint8, uint16 (0..65535) or float in [0, 1], [-1, 1] or [0, 255] (detected).
     """
     file = _existing(path, "array")
     resolution, channels, limit = check_resolution(resolution), check_channels(channels), check_limit(limit)

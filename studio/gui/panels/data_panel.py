@@ -36,6 +36,7 @@ from superqt.utils import create_worker
 
 import studio.core.data as core_data
 from studio.core.data import LoadCancelled, list_hdf5_datasets, load_dataset, toy_names
+from studio.core.data.normalise import NORMALISATIONS, normalise
 from studio.core.data import toy as _toy  # noqa: F401 - registers the toy sets in DATASETS
 from studio.core.data.base import Dataset
 from studio.core.errors import StudioError
@@ -47,29 +48,8 @@ PREVIEW_IMAGES = 64
 PREVIEW_POINTS = 5000
 RELOAD_DELAY_MS = 300
 RESOLUTIONS = (8, 16, 28, 32, 64)
-NORMALISATIONS = {
-    "default": "as the loader sets it (images [-1, 1], points standardised)",
-    "unit_max": "scaled so the largest |value| is 1",
-    "none": "raw values (no shift, no scale)",
-}
 FILE_LABELS = {"digits": "digits (8x8, scikit-learn)", "folder": "image folder", "array": "NumPy array (.npy / .npz)",
                "hdf5": "HDF5 dataset"}
-
-
-def normalise(dataset: Dataset, mode: str) -> Dataset:
-    """The same raw data seen through another (shift, scale): ``to_raw`` is unchanged,
-    only the model-range ``data`` differs. ``default`` keeps the loader's choice."""
-    if mode == "default":
-        return dataset
-    raw = torch.as_tensor(dataset.to_raw(dataset.data))
-    if mode == "none":
-        shift, scale = torch.tensor(0.0), torch.tensor(1.0)
-    elif mode == "unit_max":
-        shift, scale = torch.tensor(0.0), raw.abs().max().clamp_min(1e-12)
-    else:
-        raise StudioError(f"normalisation {mode!r}; allowed: {', '.join(NORMALISATIONS)}")
-    meta = {**dataset.meta, "normalisation": mode}
-    return Dataset(dataset.name, ((raw - shift) / scale).float(), dataset.kind, shift, scale, meta)
 
 
 def _load(generation: int, source: str, options: dict, cancel: threading.Event, progress: list) -> tuple:
@@ -345,6 +325,7 @@ class DataPanel(QWidget):
                 spin.setValue(int(options[key]))
         for key, combo in (("resolution", self.resolution), ("channels", self.channels)):
             combo.setCurrentIndex(max(0, combo.findData(options.get(key))))
+        self.normalisation.setCurrentIndex(max(0, self.normalisation.findData(options.get("normalisation", "default"))))
         for w in widgets:
             w.blockSignals(False)
         self._on_source_changed()
@@ -431,7 +412,9 @@ class DataPanel(QWidget):
             self.banner.show_warning(f"skipped {len(skipped)} file(s) that could not be read: {names}{more}")
         else:
             self.banner.clear()
-        self.state.set_dataset(dataset, {"source": source, **options})
+        # the choice is a [data] key, so what trains is what this panel previews
+        section = {"source": source, **options, **({"normalisation": mode} if mode != "default" else {})}
+        self.state.set_dataset(dataset, section)
 
     def _set_busy(self, busy: bool) -> None:
         self.loading = busy
