@@ -15,7 +15,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Started:
-    job: str  # "train" | "sample" | "evaluate"
+    job: str  # "train" | "sample" | "evaluate" | "compare"
     run_dir: str | None
     total_steps: int
     config: dict[str, Any]
@@ -73,6 +73,20 @@ class SampleStep:
 
 
 @dataclass(frozen=True)
+class CompareRow:
+    """One finished cell (sampler x NFE budget) of ``engine.compare.compare_samplers``:
+    ``row`` holds its figures (``compare.COLUMNS``); a few of its samples for a preview
+    (uint8 images or raw-scale points) and its trajectory file, when one was written."""
+
+    cell: int
+    total: int
+    row: dict[str, Any]
+    images: np.ndarray | None
+    points: np.ndarray | None
+    trajectory: str | None = None
+
+
+@dataclass(frozen=True)
 class Log:
     level: str  # "info" | "warning" | "error"
     message: str
@@ -93,4 +107,4 @@ class Failed:
     checkpoint: str | None = None  # the last good checkpoint, where there is one
 
 
-Event = Union[Started, Progress, Preview, CheckpointSaved, SampleStep, Log, Finished, Failed]
+Event = Union[Started, Progress, Preview, CheckpointSaved, SampleStep, CompareRow, Log, Finished, Failed]
