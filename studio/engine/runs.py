@@ -150,11 +150,6 @@ class RunDir:
             self._written = status
         return True
 
-    def writer_alive(self) -> bool:
-        """Whether a process is still writing this run: status ``running`` and, when
-        written on this host, its pid alive (a killed run's status stays "running")."""
-        return writer_alive(self.status())
-
     # --- schedule ----------------------------------------------------------------------------
     def schedule(self, checkpoint: str | Path | None = None):
         """The run's schedule; a learned one with its weights as of ``checkpoint`` (a
@@ -265,9 +260,10 @@ def schedule_curve(schedule, n: int = 256) -> tuple[np.ndarray, np.ndarray]:
 
 
 def writer_alive(status: dict[str, Any]) -> bool:
-    """A ``status.json``'s writer still runs: state ``running`` and, when written on this
-    host, its pid alive and not a zombie. From another host (a copied folder, a cluster
-    node) the pid says nothing; the status is trusted."""
+    """A ``status.json``'s writer still runs, judged from the status alone: state
+    ``running`` and, when written on this host, its pid alive and not a zombie (from
+    another host the status is trusted). ``engine.run_lock.run_liveness`` also asks the
+    run's writer lock and the heartbeat; prefer it where the run directory is at hand."""
     if status.get("state") != "running":
         return False
     pid, host = status.get("pid"), status.get("host")

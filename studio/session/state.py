@@ -12,7 +12,10 @@ Events (all psygnal ``Signal``s, connect with ``state.<event>.connect(callback)`
 * ``schedules_changed()``: an entry of ``state.schedules`` was added, removed or renamed.
 * ``schedule_edited(index)``: entry ``index`` got a new schedule (parameters, dragging).
 * ``training_schedule_changed(schedule)``: "use for training" picked a schedule.
-* ``run_dir_changed(path)``: the run the viewer and monitor look at (``Path`` or None).
+* ``run_dir_changed(path)``: the run the viewer and monitor look at (``Path`` or None);
+  "Open run" anywhere sets it, and a training session sets it on its job's ``Started``.
+* ``checkpoint_offered(path)``: a new checkpoint of ``run_dir`` landed (a job's
+  ``CheckpointSaved``, or a followed run's new file); ``state.checkpoint`` holds it.
 * ``plugins_changed(report)``: plugins were (re)loaded; panels that list registry
   names (schedule families, data sources) refill their lists.
 """
@@ -47,6 +50,7 @@ class AppState:
     schedule_edited = Signal(int)
     training_schedule_changed = Signal(object)
     run_dir_changed = Signal(object)
+    checkpoint_offered = Signal(object)
     plugins_changed = Signal(object)
 
     def __init__(self) -> None:
@@ -55,6 +59,7 @@ class AppState:
         self.schedules: list[ScheduleEntry] = []
         self.training_schedule: Schedule | None = None
         self.run_dir: Path | None = None
+        self.checkpoint: Path | None = None  # the newest checkpoint of run_dir offered
         self.plugins_folder: Path | None = None
         self._colors_used = 0
 
@@ -111,7 +116,17 @@ class AppState:
     # --- runs ----------------------------------------------------------------------
     def set_run_dir(self, path: str | Path | None) -> None:
         self.run_dir = None if path is None else Path(path)
+        self.checkpoint = None
         self.run_dir_changed.emit(self.run_dir)
+
+    def offer_checkpoint(self, path: str | Path) -> None:
+        """A new checkpoint of the current run: the viewer offers it (only checkpoints of
+        ``run_dir`` are offered; another run's are ignored)."""
+        path = Path(path)
+        if self.run_dir is None or path.resolve().parent.parent != self.run_dir.resolve():
+            return
+        self.checkpoint = path
+        self.checkpoint_offered.emit(path)
 
     # --- plugins -------------------------------------------------------------------
     def load_plugins(self, folder: str | Path | None = None) -> PluginReport:
