@@ -15,6 +15,7 @@ from ..core.errors import DataError, StudioError
 from ..core.metrics import mmd_rbf, sliced_wasserstein
 from .config import load_data
 from .events import Event, Finished, Started
+from .run_index import save_evaluation
 from .runs import RunDir
 from .sampling import sample_job
 
@@ -92,6 +93,7 @@ def evaluate(
     figures["reference_mean"], figures["reference_std"] = float(raw_r.mean()), float(raw_r.std())
     figures["sample_min"], figures["sample_max"] = float(raw_s.min()), float(raw_s.max())
     figures.update(bits_per_dim(run, ref[:nll_samples], checkpoint, g, info))
+    save_evaluation(run.path, figures)  # RUN/evaluation.json: the runs table shows the last figures
     return figures
 
 

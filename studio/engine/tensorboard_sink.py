@@ -41,19 +41,17 @@ def loss_by_level_histogram(log_snr: np.ndarray, loss: np.ndarray, bins: int = L
     are equal log-SNR bins over the pairs' range, each bucket's height the mean loss of
     the pairs in it (0 where none fell), so the histogram's shape is the loss across noise
     levels, the figure behind the loss weighting of Kingma et al. 2023 (VDM++, fig. 2)."""
+    from .run_index import loss_by_level
+
     lam = np.asarray(log_snr, dtype=np.float64)
-    val = np.asarray(loss, dtype=np.float64)
-    keep = np.isfinite(lam) & np.isfinite(val)
-    lam, val = lam[keep], val[keep]
+    lam = lam[np.isfinite(lam) & np.isfinite(np.asarray(loss, dtype=np.float64))]
     if lam.size == 0:
         return None
     lo, hi = float(lam.min()), float(lam.max())
     if hi <= lo:
         hi = lo + 1e-6
     edges = np.linspace(lo, hi, bins + 1)
-    counts = np.histogram(lam, bins=edges)[0]
-    sums = np.histogram(lam, bins=edges, weights=val)[0]
-    means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+    means = loss_by_level(log_snr, loss, edges)[1]
     centres = (edges[:-1] + edges[1:]) / 2
     return {
         "min": lo,

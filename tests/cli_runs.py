@@ -1,0 +1,110 @@
+"""Run directories made by the real CLI in a subprocess, for the tests of the runs index
+(tests/engine/test_run_index.py) and the Runs panel (tests/gui/test_runs_panel.py):
+tiny 2-D DDPM runs that differ in the settings a test names."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+CONFIG = """
+[data]
+source = "toy"
+name = "8gaussians"
+n = 1000
+
+[schedule]
+family = "{family}"
+steps = 50
+
+[method]
+name = "ddpm"
+
+[network]
+kind = "mlp"
+hidden = 32
+depth = 1
+
+[train]
+steps = {steps}
+batch_size = 64
+lr = {lr}
+warmup = {warmup}
+log_every = 5
+checkpoint_every = {checkpoint_every}
+preview_every = 0
+seed = 3
+threads = 1
+"""
+
+
+def write_config(folder: Path, name: str, family: str = "linear", steps: int = 40, lr: float = 2e-3,
+                 checkpoint_every: int = 20, warmup: int = 5) -> Path:
+    path = Path(folder) / f"{name}.toml"
+    path.write_text(CONFIG.format(family=family, steps=steps, lr=lr, checkpoint_every=checkpoint_every, warmup=warmup))
+    return path
+
+
+def cli(*args: object) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "studio", *map(str, args)], env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def run_cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "studio", *map(str, args)], env=ENV, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def train(root: Path, runs: dict[str, dict], codes: dict[str, int] | None = None) -> dict[str, Path]:
+    """Runs ``root/NAME`` trained by ``diffusion-studio train`` with the config settings
+    ``runs[NAME]``, the processes side by side (their start-up overlaps); each must exit
+    with ``codes[NAME]`` (default 0)."""
+    procs = {}
+    for name, config in runs.items():
+        cfg = write_config(root.parent, f"{root.name}_{name}", **config)
+        procs[name] = cli("train", cfg, "--out", root / name)
+    for name, proc in procs.items():
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == (codes or {}).get(name, 0), (name, err)
+    return {name: root / name for name in runs}
+
+
+def start(root: Path, name: str, **config) -> tuple[subprocess.Popen, Path]:
+    """A run still being written: ``diffusion-studio train`` with a budget it will not
+    reach, returned once its metrics have rows (the caller stops the process)."""
+    cfg = write_config(root.parent, f"{root.name}_{name}", **{"steps": 1_000_000, "checkpoint_every": 50, **config})
+    out = root / name
+    proc = cli("train", cfg, "--out", out)
+    wait_rows(out, 2, proc)
+    return proc, out
+
+
+def rows(run: Path) -> list[dict]:
+    try:
+        text = (run / "metrics.jsonl").read_text()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in text.splitlines(keepends=True) if line.endswith("\n") and line.strip()]
+
+
+def wait_rows(run: Path, n: int, proc: subprocess.Popen | None = None, timeout: float = 120) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = rows(run)
+        if len(got) >= n:
+            return got
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"training ended early ({proc.returncode}): {proc.stderr.read()}")
+        time.sleep(0.1)
+    raise AssertionError(f"{run} did not reach {n} metrics rows in {timeout} s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.communicate(timeout=30)
