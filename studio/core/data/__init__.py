@@ -1,7 +1,9 @@
 """Datasets in memory, whatever their source, and the dispatcher of the ``[data]`` config.
 
 Importing this package registers every built-in source in ``DATASETS``: the toy 2-D
-sets by their names and the file sources ``digits``, ``folder``, ``array``, ``hdf5``.
+sets by their names and the file sources ``digits``, ``folder``, ``array``, ``hdf5``,
+``imagefolder`` (a class per subfolder), ``idx`` (MNIST / Fashion-MNIST) and ``cifar``
+(CIFAR-10/100 binary batches).
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..registry import DATASETS
-from . import images, toy  # noqa: F401  (register the sources)
+from . import cifar, idx, image_folder, images, toy  # noqa: F401  (register the sources)
 from .arrays import LoadCancelled
 from .base import Dataset
 from .images import list_hdf5_datasets
 
-FILE_SOURCES = ("digits", "array", "hdf5", "folder")
+FILE_SOURCES = ("digits", "array", "hdf5", "folder", "imagefolder", "idx", "cifar")
 SOURCES = ("toy",) + FILE_SOURCES
 RUNTIME_OPTIONS = ("progress", "cancelled")  # callbacks from the app, not config keys
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..registry import DATASETS
 from .arrays import (
     CancelledFn,
@@ -142,8 +142,6 @@ def load_folder(
     be read are skipped and reported by name in ``meta["skipped"]`` as
     ``(file, reason)`` and as warnings; if none loads, a ``DataError`` names the folder.
     """
-    from PIL import Image
-
     folder = _existing(path, "folder")
     if not folder.is_dir():
         raise DataError(f"folder source path is not a folder: {folder}")
@@ -152,6 +150,19 @@ def load_folder(
     files = image_files(folder)
     if not files:
         raise DataError(f"no PNG or JPEG files in folder {folder}")
+    x, names, skipped, levels = read_images(folder, files, resolution, channels, limit, progress, cancelled)
+    meta = {"source": "folder", "path": str(folder), "files": names, "skipped": skipped, "levels": levels}
+    return images_dataset(x, folder.name or "folder", meta)
+
+
+def read_images(folder: Path, files: list[Path], resolution: int, channels: int | None, limit: int | None,
+                progress: ProgressFn | None, cancelled: CancelledFn | None) -> tuple[torch.Tensor, list[str], list, int]:
+    """The first ``limit`` readable ``files`` as (N, C, R, R) in [0, 1], their names
+    relative to ``folder``, ``(name, reason)`` of each file skipped (also a warning), and
+    the number of levels (65536 when any image is 16-bit: 8-bit values k/255 lie on that
+    grid too, k/255 = 257k/65535). ``channels`` None is 1 when every image read is grey, else 3."""
+    from PIL import Image
+
     ticker = Ticker(len(files) if limit is None else min(len(files), limit), progress, cancelled)
     images, names, skipped, all_grey, levels = [], [], [], True, 256
     for f in files:
@@ -163,7 +174,7 @@ def load_folder(
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
             reason = f"{type(e).__name__}: {e}"
             skipped.append((str(f.relative_to(folder)), reason))
-            warnings.warn(f"skipped image {f}: {reason}", stacklevel=2)
+            warnings.warn(f"skipped image {f}: {reason}", stacklevel=3)
         else:
             images.append(pixels)
             names.append(str(f.relative_to(folder)))
@@ -175,10 +186,8 @@ def load_folder(
             f"none of the {len(files)} image files in folder {folder} could be read "
             f"(first failure: {skipped[0][0]}: {skipped[0][1]})"
         )
-    x = torch.stack(images)
-    x = set_channels(x, channels if channels is not None else (1 if all_grey else 3))
-    meta = {"source": "folder", "path": str(folder), "files": names, "skipped": skipped, "levels": levels}
-    return images_dataset(x, folder.name or "folder", meta)
+    x = set_channels(torch.stack(images), channels if channels is not None else (1 if all_grey else 3))
+    return x, names, skipped, levels
 
 
 # ==========================================================================================
@@ -193,13 +202,16 @@ def load_array(
     resolution: int | None = None,
     channels: int | None = None,
     limit: int | None = None,
+    labels: str | None = None,
     progress: ProgressFn | None = None,
     cancelled: CancelledFn | None = None,
 ) -> Dataset:
     """Points or images from a ``.npy`` file or one array (``key``) of an ``.npz`` file.
 
     Shapes: N x D points; N x H x W, N x H x W x C, N x C x H x W images (C = 1 | 3),
-    uint8, uint16 (0..65535) or float in [0, 1], [-1, 1] or [0, 255] (detected).
+    uint8, uint16 (0..65535) or float in [0, 1], [-1, 1] or [0, 255] (detected). An ``.npz`` array named
+    ``labels`` (or the one ``labels`` names) beside the data, one integer per item, goes
+    to ``meta["labels"]``; with only data and labels in the file, ``key`` may be left out.
     """
     file = _existing(path, "array")
     resolution, channels, limit = check_resolution(resolution), check_channels(channels), check_limit(limit)
@@ -209,13 +221,19 @@ def load_array(
     where = str(file)
     try:
         if suffix == ".npy":
+            if labels is not None:
+                raise ConfigError(f"data labels = {labels!r}: labels are an array of an .npz file; {file} is .npy")
             # a memory map reads only the rows asked for (limit, progress by chunk)
             array = np.load(file, mmap_mode="r", allow_pickle=False)
         else:
             with np.load(file, allow_pickle=False) as npz:
                 keys = list(npz.files)
-                if key is None and len(keys) == 1:
-                    key = keys[0]
+                label_key = labels or "labels"
+                if labels is not None and labels not in keys:
+                    raise DataError(f"array file {file} has no labels array {labels!r}; available: {', '.join(keys)}")
+                data_keys = [k for k in keys if k != label_key]
+                if key is None and len(data_keys) == 1:
+                    key = data_keys[0]
                 if key is None:
                     raise DataError(f"array file {file} holds several arrays; set 'key' to one of: {', '.join(keys)}")
                 if key not in keys:
@@ -223,17 +241,29 @@ def load_array(
                         f"array file {file} has no array {key!r}; available: {', '.join(keys) or '(none)'}"
                     )
                 array = npz[key]
+                label_array = npz[label_key] if label_key in keys and label_key != key else None
             where = f"{file} [{key}]"
-    except DataError:
+    except (DataError, ConfigError):
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"cannot read array file {file}: {type(e).__name__}: {e}") from e
     meta = {"source": "array", "path": str(file), "key": key}
+    if suffix == ".npz" and label_array is not None:
+        meta["labels"] = item_labels(label_array, len(array), f"{file} [{label_key}]")[:limit]
+        meta["labels_key"] = label_key
     name = file.stem if key is None or suffix == ".npy" else f"{file.stem}:{key}"
     return dataset_from_array(
         lambda rows: array[rows], array.shape, array.dtype, name=name, where=where, meta=meta,
         limit=limit, resolution=resolution, channels=channels, progress=progress, cancelled=cancelled,
     )
+
+
+def item_labels(array: np.ndarray, count: int, where: str) -> np.ndarray:
+    """One integer class per item, as int64; another shape or dtype is a DataError."""
+    if array.ndim != 1 or len(array) != count or array.dtype.kind not in "iub":
+        raise DataError(f"{where} must be {count} integer labels (one per item); it has shape {array.shape}, "
+                        f"dtype {array.dtype}")
+    return array.astype(np.int64)
 
 
 # ==========================================================================================
