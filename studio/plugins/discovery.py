@@ -59,6 +59,8 @@ class PluginReport:
 _loaded: dict[str, dict[str, list[str]]] = {}
 # sha1 of a loaded plugin's source file -> its key in _loaded
 _sources: dict[str, str] = {}
+# modules entry points imported: forgotten on unload, so a later load registers again
+_entry_modules: set[str] = set()
 
 
 def _digest(path: str | Path | None) -> str | None:
@@ -68,12 +70,21 @@ def _digest(path: str | Path | None) -> str | None:
         return None
 
 
-def _snapshot() -> dict[str, set[str]]:
-    return {kind: set(reg.names()) for kind, reg in ALL.items()}
+def _snapshot() -> tuple[dict[str, set[str]], set[str]]:
+    return {kind: set(reg.names()) for kind, reg in ALL.items()}, set(sys.modules)
 
 
-def _added_since(before: dict[str, set[str]]) -> dict[str, list[str]]:
-    added = {kind: [n for n in reg.names() if n not in before[kind]] for kind, reg in ALL.items()}
+def _added_since(before: tuple[dict[str, set[str]], set[str]]) -> dict[str, list[str]]:
+    """Names registered since ``before`` by the plugin itself. A studio module a plugin
+    imports for the first time (e.g. studio.engine.export) registers its own built-ins
+    then; those are the studio's, never the plugin's (unloading must not remove them)."""
+    names, modules = before
+    fresh = {m for m in sys.modules if m not in modules and (m == "studio" or m.startswith("studio."))}
+
+    def builtin(obj: Any) -> bool:
+        return (getattr(obj, "__module__", None) or type(obj).__module__) in fresh
+
+    added = {kind: [n for n in reg.names() if n not in names[kind] and not builtin(reg.get(n))] for kind, reg in ALL.items()}
     return {kind: names for kind, names in added.items() if names}
 
 
@@ -134,6 +145,7 @@ def load_plugins(folder: str | Path | None = None, entry_points: bool = True) ->
         for ep in importlib.metadata.entry_points(group=GROUP):
             key = f"ep:{ep.name}={ep.value}"
             _load_one(f"entry point {ep.name} ({ep.value})", key, lambda ep=ep: _load_entry_point(ep), report)
+            _entry_modules.add(ep.module)
             module = sys.modules.get(ep.module)
             digest = _digest(getattr(module, "__file__", None)) if key in _loaded else None
             if digest:
@@ -162,5 +174,6 @@ def unload_plugins() -> None:
         _remove(added)
     _loaded.clear()
     _sources.clear()
-    for name in [m for m in sys.modules if m.startswith(_MODULE_PREFIX)]:
+    for name in [m for m in sys.modules if m.startswith(_MODULE_PREFIX) or m in _entry_modules]:
         del sys.modules[name]
+    _entry_modules.clear()

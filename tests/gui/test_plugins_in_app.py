@@ -16,7 +16,12 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "plugins" / "example_schedule.py
 
 
 @pytest.fixture(autouse=True)
-def no_plugins_left_behind():
+def no_plugins_left_behind(monkeypatch):
+    # these tests are about the chosen folder: the package's own entry points (the
+    # example plugins, tests/plugins/test_examples_in_app.py) stay out of them
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])
     unload_plugins()
     yield
     unload_plugins()

@@ -3,6 +3,7 @@ plugins reported by name, and nothing loaded from anywhere not asked for."""
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,15 +23,50 @@ def _clean_registries():
     unload_plugins()
 
 
-def test_example_plugin_loads_from_its_folder():
-    report = load_plugins(PLUGINS)
+EXAMPLES = ["edm_method.py", "example_schedule.py", "karras_schedule.py", "shapes_dataset.py", "svg_strip_exporter.py"]
+
+
+def test_example_plugins_load_from_their_folder():
+    report = load_plugins(PLUGINS, entry_points=False)
     assert report.ok, report.errors
-    assert "example_schedule.py" in report.loaded
-    assert report.added["schedules"] == ["shifted_cosine"]
+    assert report.loaded == EXAMPLES  # plugins/__init__.py is skipped (leading underscore)
+    assert report.added == {
+        "schedules": ["shifted_cosine", "karras"], "methods": ["edm"], "datasets": ["shapes"], "exporters": ["svg_strip"],
+    }
     assert "shifted_cosine" in SCHEDULES
     # a second call in the same process registers nothing twice
-    again = load_plugins(PLUGINS)
-    assert again.ok and "example_schedule.py" in again.loaded and not again.added
+    again = load_plugins(PLUGINS, entry_points=False)
+    assert again.ok and again.loaded == EXAMPLES and not again.added
+
+
+def test_the_package_registers_the_examples_as_entry_points():
+    import importlib.metadata as md
+
+    from studio.plugins.discovery import GROUP
+
+    eps = {ep.name: ep.value for ep in md.entry_points(group=GROUP)}
+    assert {f"studio_plugins.{Path(f).stem}" for f in EXAMPLES} <= set(eps.values()), eps
+    report = load_plugins()  # the installed package alone
+    assert report.ok, report.errors
+    assert {"karras", "shifted_cosine"} <= set(report.added["schedules"]) and "edm" in report.added["methods"]
+    # the repository's folder beside them: the same files are not imported twice
+    beside = load_plugins(PLUGINS)
+    assert beside.ok, beside.errors
+    assert set(EXAMPLES) <= set(beside.loaded) and not beside.added
+
+
+def test_identical_copies_in_two_folders_load_once(tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder in (first, second):
+        folder.mkdir()
+        shutil.copy(PLUGINS / "karras_schedule.py", folder)
+    assert load_plugins(first, entry_points=False).added == {"schedules": ["karras"]}
+    report = load_plugins(second, entry_points=False)
+    assert report.ok and report.loaded == ["karras_schedule.py"] and not report.added
+    # a changed copy is another plugin: registering the same name again is its error
+    (second / "karras_schedule.py").write_text((PLUGINS / "karras_schedule.py").read_text() + "\n# changed\n")
+    changed = load_plugins(second, entry_points=False)
+    assert "already registered" in dict(changed.errors)["karras_schedule.py"]
 
 
 @pytest.mark.parametrize("params", [{}, {"resolution": 8}, {"resolution": 256, "steps": 50}])
@@ -71,7 +107,7 @@ def test_broken_plugin_is_reported_by_name_and_others_still_load(tmp_path):
     )
     (tmp_path / "_private.py").write_text("raise RuntimeError('never imported')\n")
     (tmp_path / "notes.txt").write_text("not python")
-    report = load_plugins(tmp_path)
+    report = load_plugins(tmp_path, entry_points=False)
     assert report.loaded == ["c_good.py"]
     errors = dict(report.errors)
     assert set(errors) == {"a_broken.py", "b_syntax.py"}
@@ -85,7 +121,7 @@ def test_broken_plugin_is_reported_by_name_and_others_still_load(tmp_path):
 
 def test_nothing_is_loaded_without_a_folder(monkeypatch, tmp_path):
     monkeypatch.chdir(PLUGINS.parent)  # the repository's plugins/ is right here, yet not loaded
-    report = load_plugins()
+    report = load_plugins(entry_points=False)
     assert report.ok and not report.added
     assert "shifted_cosine" not in SCHEDULES
 
