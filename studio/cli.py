@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--plugins", metavar="DIR", help="also load the plugins (*.py) in this folder; installed "
                    "entry points (group studio.plugins) always load")
-    sub = p.add_subparsers(dest="command", metavar="{train,sample,schedule,evaluate,gui}")
+    sub = p.add_subparsers(dest="command", metavar="{train,sample,schedule,evaluate,compare,gui}")
 
     t = sub.add_parser("train", help="train a model from a TOML config", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("config", help="CONFIG.toml, a shipped config by name (ddpm_toy, vdm_digits, ...), "
@@ -88,6 +88,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--sampler")
     e.add_argument("--steps", type=int)
     e.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    m = sub.add_parser("compare", help="sample quality against network evaluations (NFE), per sampler",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("run_dir")
+    m.add_argument("--samplers", default="ancestral,ddim", help="comma-separated registered samplers (default ancestral,ddim)")
+    m.add_argument("--nfe", default="5,10,20,50,100,1000", help="comma-separated NFE budgets (default 5,10,20,50,100,1000)")
+    m.add_argument("--n", type=int, help="samples per cell (default 1000 points or 256 images)")
+    m.add_argument("--seed", type=int, default=0, help="one prior draw and noise stream for every cell")
+    m.add_argument("--csv", help="write the table (every column, checkpoint hash, studio version) as CSV")
+    m.add_argument("--plot", help="PNG of each quality figure against log10 NFE, one curve per sampler")
+    m.add_argument("--trajectories", metavar="DIR", help="write each cell's trajectory HDF5 into DIR")
+    m.add_argument("--checkpoint", default="ema", help="ema (default), net, or a checkpoint file")
+    m.add_argument("--device", choices=["cpu", "cuda", "auto"], default="cpu")
 
     g = sub.add_parser("gui", help="open the app (optionally on a run directory)")
     g.add_argument("run_dir", nargs="?")
@@ -395,6 +408,58 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return OK
 
 
+def _int_list(option: str, text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{option} {text!r}: expected comma-separated integers, e.g. 5,10,20,50") from None
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .engine import compare
+    from .engine.control import JobControl
+    from .engine.events import CompareRow, Finished, Started
+    from .engine.progress import ProgressBar
+
+    samplers = [s.strip() for s in args.samplers.split(",") if s.strip()]
+    named = args.checkpoint in ("ema", "net")
+    control = JobControl()
+    _on_sigint(control)
+    job = compare.compare_samplers(
+        args.run_dir, samplers, _int_list("--nfe", args.nfe), n=args.n, seed=args.seed,
+        checkpoint=args.checkpoint if named else "ema", checkpoint_path=None if named else args.checkpoint,
+        trajectory_dir=args.trajectories, control=control, device=args.device,
+    )
+    bar, rows, scores, cancelled = None, [], None, False
+    for event in job:
+        if isinstance(event, Started):
+            bar = ProgressBar(event.total_steps, "compare")
+        elif isinstance(event, CompareRow):
+            bar.update(event.cell + 1, f"{event.row['sampler']} nfe {event.row['nfe']}")
+            if scores is None:
+                scores = compare.score_columns([event.row])
+                print(compare.format_header(scores), flush=True)
+            print(compare.format_row(event.row, scores), flush=True)
+            rows.append(event.row)
+        elif isinstance(event, Finished):
+            bar.close()
+            cancelled = event.result["cancelled"]
+    if rows:
+        print(f"checkpoint {rows[0]['checkpoint']} sha256 {rows[0]['checkpoint_sha256'][:16]}; n {rows[0]['n']}, seed {rows[0]['seed']}; "
+              f"studio {rows[0]['studio_version']}", file=sys.stderr)
+    written = []
+    if args.csv and rows:
+        written.append(str(compare.write_csv(rows, args.csv)))
+    if args.plot and rows:
+        written.append(str(compare.save_plot(rows, args.plot, title=f"{Path(args.run_dir).name}: quality against NFE")))
+    if written:
+        print("wrote " + ", ".join(written), file=sys.stderr)
+    if cancelled:
+        print(f"interrupted after {len(rows)} cells", file=sys.stderr)
+        return INTERRUPTED
+    return OK
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     return open_app([args.run_dir] if args.run_dir else [])
 
@@ -422,7 +487,7 @@ def load_cli_plugins(folder: str | None) -> None:
         print(f"warning: plugin {source}: {message}", file=sys.stderr)
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "schedule": cmd_schedule, "evaluate": cmd_evaluate, "gui": cmd_gui}
+COMMANDS = {"train": cmd_train, "sample": cmd_sample, "schedule": cmd_schedule, "evaluate": cmd_evaluate, "compare": cmd_compare, "gui": cmd_gui}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -257,3 +257,63 @@ def _cell(run, cfg, method, net, info, smp, name, opts, steps, prior, seed, traj
         if writer is not None:
             writer.close()
     return {"steps": steps, "nfe": net.calls, "wall_s": wall}, last.x_next.cpu(), path
+
+
+# ----------------------------------------------------------------------------------
+# the table: text, CSV and a figure (the CLI and the app share them)
+# ----------------------------------------------------------------------------------
+
+SCORES = ("sliced_wasserstein", "mmd", "frechet_digits", "confident")
+SHORT = {"sliced_wasserstein": "swd", "mmd": "mmd", "frechet_digits": "frechet", "confident": "conf>0.9"}
+
+
+def score_columns(rows: list[dict[str, Any]]) -> list[str]:
+    """The quality figures these rows carry (points: SWD, MMD; digits also Frechet, confident)."""
+    return [k for k in SCORES if any(k in r for r in rows)]
+
+
+def format_row(row: dict[str, Any], scores: list[str]) -> str:
+    cells = [f"{row['sampler']:<14}", f"{row['nfe_budget']:>6}", f"{row['steps']:>6}", f"{row['nfe']:>6}", f"{row['wall_s']:>8.3f}"]
+    cells += [f"{row.get(k, float('nan')):>10.4g}" for k in scores]
+    return " ".join(cells)
+
+
+def format_header(scores: list[str]) -> str:
+    return " ".join([f"{'sampler':<14}", f"{'budget':>6}", f"{'steps':>6}", f"{'nfe':>6}", f"{'wall_s':>8}"] + [f"{SHORT[k]:>10}" for k in scores])
+
+
+def write_csv(rows: list[dict[str, Any]], path: str | Path) -> Path:
+    """Every column of ``COLUMNS`` (empty where a row lacks a figure), by temp + rename."""
+    import csv
+    import io
+
+    from .atomic import write_text
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(COLUMNS), extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in COLUMNS})
+    write_text(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def curves(rows: list[dict[str, Any]], score: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(sampler, counted NFE, figure) per sampler, in NFE order."""
+    out = []
+    for name in dict.fromkeys(r["sampler"] for r in rows):
+        mine = sorted((r["nfe"], r.get(score, float("nan"))) for r in rows if r["sampler"] == name)
+        out.append((name, np.array([m[0] for m in mine], dtype=np.float64), np.array([m[1] for m in mine], dtype=np.float64)))
+    return out
+
+
+def save_plot(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
+    """A PNG with one panel per quality figure against log10 NFE, one curve per sampler."""
+    from .plots import save_figure
+
+    panels = []
+    for score in score_columns(rows):
+        lines = [(name, np.log10(x), y) for name, x, y in curves(rows, score)]
+        ticks = sorted({float(np.log10(r["nfe"])) for r in rows})
+        panels.append({"title": f"{score} vs log10 NFE", "curves": lines, "log_y": score in ("sliced_wasserstein", "frechet_digits"), "ticks": ticks})
+    return save_figure(path, panels, title=title, cols=min(2, max(1, len(panels))))
