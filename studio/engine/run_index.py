@@ -24,7 +24,8 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from .atomic import write_text
-from .runs import RunDir, writer_alive
+from .run_lock import run_liveness
+from .runs import RunDir
 
 STATES = ("running", "finished", "stopped", "failed", "unknown")
 EVALUATION = "evaluation.json"  # RUN/evaluation.json: the figures of the last `evaluate`
@@ -75,21 +76,12 @@ def find_runs(root: str | Path, max_depth: int = 4) -> list[Path]:
     return found
 
 
-def run_state(path: str | Path, status: dict[str, Any] | None = None) -> str:
-    """running | finished | stopped | failed | unknown. ``stopped`` is a run that can be
-    resumed: stopped by the user (status cancelled) or whose writer is gone while its
-    status still says running (killed, crashed: ``runs.writer_alive``)."""
-    status = RunDir(path).status() if status is None else status
-    state = status.get("state")
-    if state == "finished":
-        return "finished"
-    if state == "failed":
-        return "failed"
-    if state == "cancelled":
-        return "stopped"
-    if state == "running":
-        return "running" if writer_alive(status) else "stopped"
-    return "unknown"
+def run_state(path: str | Path) -> str:
+    """running | finished | stopped | failed | unknown (``engine.run_lock.run_liveness``,
+    with a run the user stopped, "cancelled", shown as ``stopped`` like one whose writer
+    died: both resume from their last checkpoint)."""
+    state = run_liveness(path)
+    return "stopped" if state == "cancelled" else state
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -182,7 +174,7 @@ def summarize_run(path: str | Path, name: str | None = None) -> RunSummary:
     name = name or path.name
     run = RunDir(path)
     status = run.status()
-    state = run_state(path, status)
+    state = run_state(path)
     try:
         raw = read_toml(run.config_path)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
@@ -317,14 +309,54 @@ def loss_by_level(log_snr: np.ndarray, loss: np.ndarray, edges: np.ndarray) -> t
     return counts, np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
 
 
-class RunCurves:
-    """One run's series for overlays, read from metrics.jsonl; :meth:`update` reads
-    the rows appended since (a run still being written) and is cheap when none were.
+@dataclass(frozen=True)
+class CurveData:
+    """One run's series at one moment (arrays nobody changes afterwards, so a reader
+    thread can hand them to the GUI). Per step: ``step``, ``loss``, ``grad_norm``,
+    ``lr``, ``time`` (training seconds, interpolated between the rows that carry it: the
+    last of each log interval) and ``samples`` seen (step x batch size); per log
+    interval: ``rate_at`` (indices of those rows) and ``rate`` (samples per second);
+    ``level_step``, ``level_log_snr``, ``level_loss``: the sampled (log-SNR, loss) pairs
+    of the last few intervals (loss by noise level at the latest step)."""
 
-    Per step: ``step``, ``loss``, ``grad_norm``, ``lr``, ``time`` (training seconds,
-    interpolated between the rows that carry it: the last of each log interval) and
-    ``samples`` seen (step x batch size). Per log interval: ``throughput()``.
-    """
+    path: Path
+    step: np.ndarray
+    loss: np.ndarray
+    grad_norm: np.ndarray
+    lr: np.ndarray
+    time: np.ndarray
+    samples: np.ndarray
+    rate_at: np.ndarray
+    rate: np.ndarray
+    level_step: int
+    level_log_snr: np.ndarray
+    level_loss: np.ndarray
+
+    def x(self, axis: str) -> np.ndarray:
+        """The per-step x values for ``axis`` in ``X_AXES``."""
+        if axis not in X_AXES:
+            raise ValueError(f"x axis {axis!r}: expected one of {', '.join(X_AXES)}")
+        return {"step": self.step, "time": self.time, "samples": self.samples}[axis]
+
+    def throughput(self, axis: str = "step") -> tuple[np.ndarray, np.ndarray]:
+        """(x, samples per second), one point per log interval."""
+        return self.x(axis)[self.rate_at], self.rate
+
+    def levels(self, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(bin centres, mean loss) by noise level at the latest step; bins where no
+        pair fell are left out."""
+        counts, means = loss_by_level(self.level_log_snr, self.level_loss, edges)
+        centres = (edges[:-1] + edges[1:]) / 2
+        return centres[counts > 0], means[counts > 0]
+
+
+class RunCurves:
+    """Reads one run's metrics.jsonl for overlays: :meth:`update` reads only the rows
+    appended since the last call (a run still being written; a resume that truncated the
+    file is re-read from the start), :meth:`data` builds the :class:`CurveData`. Used
+    from one thread at a time (the runs session's reader)."""
+
+    LEVEL_ROWS = 8  # log intervals whose sampled pairs make "loss by noise level now"
 
     def __init__(self, path: str | Path):
         self.run = RunDir(path)
@@ -334,84 +366,39 @@ class RunCurves:
             raw = {}
         self.batch_size = int(raw.get("train", {}).get("batch_size", 1) or 1)
         self.rows: list[dict[str, Any]] = []
-        self._cache: dict[str, np.ndarray] = {}
 
     @property
     def path(self) -> Path:
         return self.run.path
 
     def update(self) -> bool:
-        """Read what was appended; True when the rows changed (a resume that truncated
-        metrics.jsonl re-reads it from the start)."""
+        """Read what was appended; True when the rows changed."""
         rows = self.run.metrics()
-        changed = len(rows) != len(self.rows) or (rows and self.rows and rows[-1] is not self.rows[-1])
+        changed = len(rows) != len(self.rows) or bool(rows and self.rows and rows[-1] is not self.rows[-1])
         if changed:
             self.rows = rows
-            self._cache.clear()
-        return bool(changed)
+        return changed
 
-    def _series(self, key: str) -> np.ndarray:
-        if key not in self._cache:
-            self._cache[key] = np.array([float(r.get(key, math.nan)) for r in self.rows], dtype=np.float64)
-        return self._cache[key]
+    def data(self) -> CurveData:
+        rows = self.rows
 
-    @property
-    def step(self) -> np.ndarray:
-        return self._series("step")
+        def series(key: str) -> np.ndarray:
+            return np.array([float(r.get(key, math.nan)) for r in rows], dtype=np.float64)
 
-    @property
-    def loss(self) -> np.ndarray:
-        return self._series("loss")
-
-    @property
-    def grad_norm(self) -> np.ndarray:
-        return self._series("grad_norm")
-
-    @property
-    def lr(self) -> np.ndarray:
-        return self._series("lr")
-
-    @property
-    def samples(self) -> np.ndarray:
-        return self.step * self.batch_size
-
-    @property
-    def time(self) -> np.ndarray:
-        if "_time" not in self._cache:
-            timed = [(r["step"], r["time"]) for r in self.rows if isinstance(r.get("time"), (int, float))]
-            if timed:
-                xs, ts = zip(*timed)
-                self._cache["_time"] = np.interp(self.step, (0.0, *xs), (0.0, *ts))
-            else:
-                self._cache["_time"] = np.full(len(self.rows), math.nan)
-        return self._cache["_time"]
-
-    def x(self, axis: str) -> np.ndarray:
-        """The per-step x values for ``axis`` in ``X_AXES``."""
-        if axis not in X_AXES:
-            raise ValueError(f"x axis {axis!r}: expected one of {', '.join(X_AXES)}")
-        return {"step": self.step, "time": self.time, "samples": self.samples}[axis]
-
-    def throughput(self, axis: str = "step") -> tuple[np.ndarray, np.ndarray]:
-        """(x, samples per second) at the rows that carry a rate (one per log interval)."""
-        idx = [i for i, r in enumerate(self.rows) if isinstance(r.get("steps_per_s"), (int, float))]
-        rate = np.array([self.rows[i]["steps_per_s"] * self.batch_size for i in idx], dtype=np.float64)
-        return self.x(axis)[idx], rate
-
-    def level_pairs(self, rows: int = 8) -> tuple[int, np.ndarray, np.ndarray]:
-        """(step, log-SNR, loss) of the sampled pairs on the last ``rows`` rows that
-        carry them: loss by noise level at the latest step (step 0, empty: none yet)."""
-        carried = [r for r in self.rows if r.get("level_log_snr")][-rows:]
-        if not carried:
-            return 0, np.zeros(0), np.zeros(0)
-        lam = np.concatenate([np.asarray(r["level_log_snr"], dtype=np.float64) for r in carried])
-        val = np.concatenate([np.asarray(r["level_loss"], dtype=np.float64) for r in carried])
-        return int(carried[-1]["step"]), lam, val
-
-    def levels(self, edges: np.ndarray, rows: int = 8) -> tuple[int, np.ndarray, np.ndarray]:
-        """(step, bin centres, mean loss) by noise level at the latest step; bins where
-        no pair fell are left out."""
-        step, lam, val = self.level_pairs(rows)
-        counts, means = loss_by_level(lam, val, edges)
-        centres = (edges[:-1] + edges[1:]) / 2
-        return step, centres[counts > 0], means[counts > 0]
+        step = series("step")
+        timed = [(r["step"], r["time"]) for r in rows if isinstance(r.get("time"), (int, float))]
+        if timed:
+            xs, ts = zip(*timed)
+            wall = np.interp(step, (0.0, *xs), (0.0, *ts))
+        else:
+            wall = np.full(len(rows), math.nan)
+        rate_at = np.array([i for i, r in enumerate(rows) if isinstance(r.get("steps_per_s"), (int, float))], dtype=np.int64)
+        rate = np.array([rows[i]["steps_per_s"] * self.batch_size for i in rate_at], dtype=np.float64)
+        carried = [r for r in rows if r.get("level_log_snr")][-self.LEVEL_ROWS:]
+        lam = np.concatenate([np.asarray(r["level_log_snr"], dtype=np.float64) for r in carried]) if carried else np.zeros(0)
+        val = np.concatenate([np.asarray(r["level_loss"], dtype=np.float64) for r in carried]) if carried else np.zeros(0)
+        return CurveData(
+            path=self.path, step=step, loss=series("loss"), grad_norm=series("grad_norm"), lr=series("lr"),
+            time=wall, samples=step * self.batch_size, rate_at=rate_at, rate=rate,
+            level_step=int(carried[-1]["step"]) if carried else 0, level_log_snr=lam, level_loss=val,
+        )

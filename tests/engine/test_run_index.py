@@ -86,8 +86,9 @@ def test_differing_keys_name_only_what_differs(runs):
 
 def test_curves_for_overlays(runs):
     _, made = runs
-    c = RunCurves(made["base"])
-    assert c.update() and not c.update()  # nothing new the second time
+    reader = RunCurves(made["base"])
+    assert reader.update() and not reader.update()  # nothing new the second time
+    c = reader.data()
     rws = rows(made["base"])
     np.testing.assert_array_equal(c.step, np.arange(1, 41))
     np.testing.assert_allclose(c.loss, [r["loss"] for r in rws])
@@ -99,8 +100,9 @@ def test_curves_for_overlays(runs):
     x, rate = c.throughput()
     assert list(x) == [5, 10, 15, 20, 25, 30, 35, 40] and np.all(rate > 0)
     np.testing.assert_allclose(rate, [r["steps_per_s"] * 64 for r in rws if "steps_per_s" in r])
-    step, centres, means = c.levels(np.linspace(-12, 12, 25))
-    assert step == 40 and len(centres) > 3 and np.all(means > 0)
+    assert c.level_step == 40 and len(c.level_log_snr) == len(c.level_loss) > 64  # pairs of several intervals
+    centres, means = c.levels(np.linspace(-12, 12, 25))
+    assert len(centres) > 3 and np.all(means > 0)
     with pytest.raises(ValueError, match="x axis"):
         c.x("epochs")
 
@@ -124,12 +126,14 @@ def test_a_run_being_written_is_running_then_stopped_when_killed(tmp_path):
     try:
         [summary] = index_runs(root)
         assert summary.state == "running"
-        c = RunCurves(run)
-        c.update()
-        before = len(c.step)
+        reader = RunCurves(run)
+        reader.update()
+        before = len(reader.data().step)
         wait_rows(run, before + 10, proc)
-        assert c.update() and len(c.step) >= before + 10  # only the appended rows were read
-        np.testing.assert_array_equal(c.step, np.arange(1, len(c.step) + 1))
+        assert reader.update()
+        step = reader.data().step
+        assert len(step) >= before + 10
+        np.testing.assert_array_equal(step, np.arange(1, len(step) + 1))
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         stop(proc)
