@@ -84,7 +84,7 @@ def in_app(app, config: Path, out_root: Path, idle_s: float = 0.0) -> tuple[floa
     from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
 
     from studio.gui.app import default_state
-    from studio.gui.panels.training_panel import TrainingPanel
+    from studio.gui.panels.training import TrainingPanel
 
     panel = TrainingPanel(default_state())
     panel.resize(1400, 900)

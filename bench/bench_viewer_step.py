@@ -54,9 +54,9 @@ def main(argv: list[str]) -> int:
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     from studio.engine.trajectory import TrajectoryReader
-    from studio.gui.panels.viewer_data import TrajectoryData
-    from studio.gui.panels.viewer_panel import ViewerPanel
-    from studio.gui.state import AppState
+    from studio.gui.panels.viewer.data import TrajectoryData
+    from studio.gui.panels.viewer import ViewerPanel
+    from studio.session import AppState
 
     folder = Path(tempfile.mkdtemp(prefix="bench-viewer-"))
     path = folder / "traj.h5"

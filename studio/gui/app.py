@@ -10,7 +10,7 @@ from pathlib import Path
 from studio.core.data import load_dataset, toy_names
 from studio.core.data import toy as _toy  # noqa: F401 - registers the toy sets
 from studio.core.schedules import make_schedule
-from studio.gui.state import AppState
+from studio.session import AppState
 
 DEFAULT_DATA = {"source": "toy", "name": "swiss_roll", "n": 4000, "seed": 0}
 

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.gui.state import AppState
+from studio.session import AppState
 
 AREAS = {
     "left": Qt.DockWidgetArea.LeftDockWidgetArea,

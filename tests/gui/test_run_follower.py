@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 
+from studio.engine.config import parse_config
 from studio.engine.runs import RunDir
-from studio.gui.panels.run_follower import schedule_curve
-from studio.gui.panels.training_panel import TrainingPanel
+from studio.gui.panels.training import TrainingPanel
 
 from .test_training_panel import tiny_toml
 
@@ -26,10 +26,10 @@ def test_follow_a_cli_run_live(qtbot, state, tmp_path):
     try:
         panel = TrainingPanel(state)
         qtbot.addWidget(panel)
-        panel.follower._timer.setInterval(100)
+        panel.session.watch.interval_s = 0.1
         qtbot.waitUntil(lambda: (run_dir / "config.toml").is_file() and (run_dir / "status.json").is_file(), timeout=60_000)
         state.set_run_dir(run_dir)  # File > Open run: the monitor follows it
-        assert panel.mode == "following" and panel.follower.active
+        assert panel.mode == "following" and panel.session.watch.active
         # another process writes it: read-only, nothing to pause or stop here
         if proc.poll() is None and RunDir(run_dir).status().get("state") == "running":
             assert not panel.pause_button.isEnabled() and not panel.stop_button.isEnabled()
@@ -77,11 +77,14 @@ def test_learned_schedule_is_read_from_a_checkpoint(tmp_path):
     from studio.engine.checkpoint import save_checkpoint
 
     config = {"method": {"name": "vdm"}, "schedule": {"family": "vdm_learned", "gamma_min": -10.0, "gamma_max": 8.0}}
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.toml").write_text(parse_config({"data": {"source": "toy", "name": "moons"}, **config}).to_toml())
     method = METHODS.get("vdm")(make_schedule("vdm_learned", gamma_min=-10.0, gamma_max=8.0))
     with torch.no_grad():
         method.schedule.l1.bias.add_(2.0)  # gamma + 2 everywhere: log-SNR - 2
     path = save_checkpoint(tmp_path / "step_00000001.safetensors", {"method": method.state_dict(), "step": 1})
-    t, start = schedule_curve(config)
-    _, now = schedule_curve(config, path)
+    t, start = RunDir(run).schedule_curve()  # the run says its schedule, at a checkpoint too
+    _, now = RunDir(run).schedule_curve(path)
     np.testing.assert_allclose(now, start - 2.0, atol=1e-4)
     assert t[0] == 0.0 and t[-1] == 1.0

@@ -14,9 +14,9 @@ from PySide6.QtWidgets import QApplication
 from studio.core.data import load_dataset
 from studio.core.registry import SCHEDULES
 from studio.core.schedules import make_schedule
-from studio.gui.panels.control_points import clamp_point
-from studio.gui.panels.schedule_diagnostics import diagnose, prior_kl_bits
-from studio.gui.panels.schedule_editor import ScheduleEditor
+from studio.gui.panels.schedule.control_points import clamp_point
+from studio.gui.panels.schedule.diagnostics import diagnose, prior_kl_bits
+from studio.gui.panels.schedule import ScheduleEditor
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from studio.engine.events import Finished, Progress
 from studio.engine.runs import RunDir
 from studio.engine.trainer import warm_up
 from studio.engine.presets import PRESET_DIR
-from studio.gui.panels.training_panel import TrainingPanel
+from studio.gui.panels.training import TrainingPanel
 
 TINY = """
 [data]
@@ -84,7 +84,11 @@ def test_start_pause_resume_stop_and_reopen(qtbot, panel, tmp_path):
     qtbot.mouseClick(panel.start_button, Qt.MouseButton.LeftButton)
     assert panel.mode == "training" and not panel.start_button.isEnabled()
     run_dir = panel.run_dir
-    assert panel.state.run_dir == run_dir  # the viewer picks the run up
+    announced = []
+    panel.state.run_dir_changed.connect(lambda path: announced.append((path, (path / "config.toml").is_file())))
+    # the viewer picks the run up on the job's Started, once its folder exists
+    qtbot.waitUntil(lambda: panel.state.run_dir == run_dir, timeout=30_000)
+    assert announced == [(run_dir, True)]
 
     # the plots receive data: curves, the loss-by-level curve and the heatmap image
     qtbot.waitUntil(lambda: panel.history.step >= 150, timeout=30_000)

@@ -19,8 +19,8 @@ from studio.engine.events import Failed, Finished
 from studio.engine.export import as_uint8_nhwc, make_grid
 from studio.engine.jobs import train_job
 from studio.engine.trajectory import TrajectoryReader
-from studio.gui.panels.step_views import FIELD_GRID, display_images
-from studio.gui.panels.viewer_panel import ViewerPanel
+from studio.gui.panels.viewer.step_views import FIELD_GRID, display_images
+from studio.gui.panels.viewer import ViewerPanel
 from studio.gui.state import AppState
 from studio.gui.widgets import mosaic
 

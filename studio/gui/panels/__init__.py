@@ -1,5 +1,8 @@
 """Dock panels of the main window.
 
+One package per panel (``schedule/``, ``training/``, ``viewer/``; the data panel is one
+file, ``data_panel.py``); shared form widgets live in ``studio.gui.widgets``. A panel is
+a view: the model it shows lives in ``studio.session`` (``AppState`` and the sessions).
 ``PANELS`` lists the panels the app always shows, in order; ``studio.gui.app.build_window``
 adds each with ``MainWindow.add_panel``. A panel is a QWidget built as
 ``factory(state)`` (or ``factory(state, window)`` when it reports progress in the status
@@ -12,9 +15,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .data_panel import DataPanel
-from .schedule_editor import ScheduleEditor
-from .training_panel import TrainingPanel
-from .viewer_panel import ViewerPanel
+from .schedule import ScheduleEditor
+from .training import TrainingPanel
+from .samplers import SamplersPanel
+from .viewer import ViewerPanel
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ PANELS: list[PanelSpec] = [
     PanelSpec("schedule", "Schedule editor", ScheduleEditor, area="right"),
     PanelSpec("training", "Training", TrainingPanel, area="right", tabify_with="schedule", needs_window=True),
     PanelSpec("viewer", "Reverse-process viewer", ViewerPanel, area="right", tabify_with="schedule", needs_window=True),
+    PanelSpec("samplers", "Samplers", SamplersPanel, area="right", tabify_with="schedule", needs_window=True),
 ]
 
-__all__ = ["PANELS", "PanelSpec", "DataPanel", "ScheduleEditor", "TrainingPanel", "ViewerPanel"]
+__all__ = ["PANELS", "PanelSpec", "DataPanel", "SamplersPanel", "ScheduleEditor", "TrainingPanel", "ViewerPanel"]

@@ -38,14 +38,14 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.core.registry import SCHEDULES
 from studio.core.schedules import Schedule, make_schedule, schedule_from_dict
-from studio.gui.state import AppState
+from studio.session import AppState
 from studio.gui.widgets import MessageBanner
 
 from .control_points import LAM_LIMIT, MIN_DLAM
 from .forward_preview import ForwardPreview
-from .parameter_form import ParameterForm
-from .schedule_diagnostics import diagnose
-from .schedule_plots import SchedulePlots
+from studio.gui.widgets import ParameterForm
+from .diagnostics import diagnose
+from .plots import SchedulePlots
 
 CUSTOM = "custom"
 EDIT_DELAY_MS = 150  # typing in a parameter recomputes once the user pauses

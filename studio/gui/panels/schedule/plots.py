@@ -10,10 +10,10 @@ import pyqtgraph as pg
 import pyqtgraph.exporters
 from PySide6.QtCore import Qt, Signal
 
-from studio.gui.state import ScheduleEntry
+from studio.session import ScheduleEntry
 
 from .control_points import ControlPointsItem
-from .schedule_diagnostics import plot_curves
+from .diagnostics import plot_curves
 
 # plot key -> (title, log y axis)
 PLOTS = {

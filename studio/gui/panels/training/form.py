@@ -9,12 +9,13 @@ gradient clipping, the ``[sample]`` section ...) are kept as loaded.
 
 ``[data]`` follows the data panel (``state.data_options``) and ``[schedule]`` follows
 the schedule editor's "Use for training" (``state.training_schedule``); loading a preset
-or a TOML file sets both from the file until the user picks new ones.
+or a TOML file sets both from the file until the user picks new ones, and the form then
+says plainly, in its data and schedule lines, that the file overrides the Data panel and
+"Use for training" (Start trains on what the form shows).
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +34,13 @@ from PySide6.QtWidgets import (
 
 from studio.core.errors import ConfigError, StudioError
 from studio.core.registry import METHODS, NETWORKS
-from studio.core.schedules import Schedule, make_schedule
+from studio.core.schedules import Schedule
 from studio.engine.atomic import write_text
-from studio.engine.config import Config, default_schedule, load_config, parse_config
+from studio.engine.config import Config, default_schedule, load_config, parse_config, schedule_from_section
 from studio.engine.presets import presets
-from studio.gui.state import AppState
+from studio.session import AppState
 
-from .parameter_form import ParameterForm
+from studio.gui.widgets import ParameterForm
 
 # keys of the [train] section with an editor here: key -> (label, kind, minimum)
 TRAIN_FIELDS = {
@@ -63,8 +64,8 @@ def schedule_section(schedule: Schedule) -> dict[str, Any]:
     d = schedule.to_dict()
     d.pop("state", None)  # a learned schedule trains from its initial state anyway
     try:
-        rebuilt = make_schedule(d["family"], **{k: v for k, v in d.items() if k != "family"})
-    except (StudioError, TypeError, ValueError) as e:
+        rebuilt = schedule_from_section(d)
+    except StudioError as e:
         raise ConfigError(f"[schedule] the schedule {d.get('family')!r} cannot be written as a config: {e}") from None
     if rebuilt.to_dict().keys() != schedule.to_dict().keys() - {"state"} or type(rebuilt) is not type(schedule):
         raise ConfigError(f"[schedule] the schedule {d['family']!r} is not rebuilt by its parameters; "
@@ -93,6 +94,7 @@ class TrainingForm(QWidget):
         self.schedule: dict[str, Any] = {}
         self.schedule_error = ""
         self.extra: dict[str, dict[str, Any]] = {"train": {}, "sample": {}}
+        self.origin = ""  # "" = the app's choices; else the preset or file the sections came from
 
         self.preset = QComboBox()
         self.preset.addItem("(choose a preset)", None)
@@ -172,6 +174,7 @@ class TrainingForm(QWidget):
     # --- sections from the app state -------------------------------------------------------
     def _on_dataset_changed(self, dataset) -> None:
         self.data = dict(self.state.data_options)
+        self.origin = "" if self.schedule_from_app() else self.origin
         self._show_data()
         if dataset is not None and self.network.currentData() not in (None, self._default_network()):
             self._set_network(self._default_network(), {})
@@ -180,6 +183,7 @@ class TrainingForm(QWidget):
     def use_schedule(self, schedule: Schedule | None) -> None:
         """Train with ``schedule`` (the schedule editor's choice); None keeps the method's default."""
         self.schedule_error = ""
+        self.origin = "" if self.data == dict(self.state.data_options) else self.origin
         if schedule is None:
             self.schedule = {}
         else:
@@ -197,14 +201,37 @@ class TrainingForm(QWidget):
                 return name
         return NETWORKS.names()[0]
 
+    def schedule_from_app(self) -> bool:
+        """The ``[schedule]`` shown is the one "Use for training" chose (or none was)."""
+        chosen = self.state.training_schedule
+        if chosen is None:
+            return not self.schedule
+        try:
+            return schedule_section(chosen) == self.schedule
+        except ConfigError:
+            return not self.schedule
+
+    def _override_note(self, what: str) -> str:
+        return (f"<br><b style='color:#8a4b00'>from {self.origin}: it overrides {what}</b>"
+                if self.origin else "")
+
     def _show_data(self) -> None:
-        self.data_label.setText(describe(self.data, "source") if self.data else "load data in the Data panel")
+        if not self.data:
+            self.data_label.setText("load data in the Data panel")
+            return
+        text = describe(self.data, "source")
+        if self.data != dict(self.state.data_options):
+            panel = describe(self.state.data_options, "source") if self.state.data_options else "none"
+            text += self._override_note(f"the Data panel's data ({panel}); load data there to train on it")
+        self.data_label.setText(text)
 
     def _show_schedule(self) -> None:
         if self.schedule_error:
             text = f"<span style='color:#8a1f11'>{self.schedule_error}</span><br>using the method's default"
         elif self.schedule:
             text = describe(self.schedule, "family")
+            if not self.schedule_from_app():
+                text += self._override_note("the schedule chosen with 'Use for training'; press it again to train on that")
         else:
             text = f"{default_schedule(self.method.currentData() or 'ddpm')} (the method's default)"
         self.schedule_label.setText(text)
@@ -293,10 +320,7 @@ class TrainingForm(QWidget):
         building the method is cheap, so a mismatch is reported before any thread starts."""
         name = cfg.method.get("name", "ddpm")
         family = cfg.schedule.get("family", default_schedule(name))
-        try:
-            schedule = make_schedule(family, **{k: v for k, v in cfg.schedule.items() if k != "family"})
-        except (StudioError, TypeError, ValueError) as e:
-            raise ConfigError(f"[schedule] {e}") from None
+        schedule = schedule_from_section(cfg.schedule, name)
         try:
             METHODS.get(name)(schedule, **{k: v for k, v in cfg.method.items() if k != "name"})
         except (StudioError, TypeError, ValueError) as e:
@@ -321,12 +345,13 @@ class TrainingForm(QWidget):
         self._changed()
 
     def load_preset(self, name: str) -> None:
-        self.load_toml(presets()[name])
+        self.load_toml(presets()[name], origin=f"preset {name!r}")
         self.preset.setCurrentIndex(max(0, self.preset.findText(name)))
 
-    def load_toml(self, path: str | Path) -> Config:
+    def load_toml(self, path: str | Path, origin: str | None = None) -> Config:
         """Read and show a TOML config; a ``ConfigError`` names the file and key."""
         cfg = load_config(path)
+        self.origin = origin or f"file {Path(path).name!r}"
         self.set_config(cfg)
         return cfg
 
@@ -339,10 +364,4 @@ class TrainingForm(QWidget):
     def apply_preset(self, index: int) -> None:
         path = self.preset.itemData(index)
         if path:
-            self.load_toml(path)
-
-
-def default_threads() -> int | None:
-    """One intra-op thread on small machines while the GUI is up (PITFALLS.md: two
-    threads collapse throughput whenever another thread wants a core)."""
-    return 1 if (os.cpu_count() or 1) <= 2 else None
+            self.load_toml(path, origin=f"preset {self.preset.itemText(index)!r}")

@@ -1,10 +1,12 @@
-"""The training monitor: configure a run, start, pause, resume and stop it, and watch it.
+"""The training monitor: a view over ``studio.session.TrainingSession``.
 
-The engine's ``train_job`` runs on a worker thread through ``JobBridge``; its events go
-into a ``TrainingHistory`` (numpy buffers, no drawing) and a QTimer redraws the plots
-from it at display rate, so the GUI thread does a few milliseconds of work per frame
-however fast training goes. A run written by another process (the CLI, a cluster job)
-is followed read-only by ``RunFollower`` through the same history and plots.
+The session holds the job lifecycle (start, resume, pause, stop, how it ended), the run
+on screen and its hand-off to the rest of the studio; this panel shows it. The job's
+events go into a ``TrainingHistory`` (numpy buffers, no drawing) and a QTimer redraws
+the plots from it at display rate, so the GUI thread does a few milliseconds of work per
+frame however fast training goes. A run written by another process (the CLI, a cluster
+job) is followed read-only by the session's ``RunWatch`` through the same history and
+plots; when its writer dies the panel says stopped and Resume run continues it here.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import psutil
-import torch
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QComboBox,
@@ -31,26 +31,32 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.errors import ConfigError, StudioError
+from studio.core.errors import StudioError
+from studio.core.networks.embedding import clamp_log_snr
 from studio.engine.events import SCHEDULE_TIMES, CheckpointSaved, Failed, Finished, Log, Preview, Progress, Started
-from studio.engine.runs import RunDir
-from studio.engine.trainer import train_job, warm_up
+from studio.engine.config import schedule_from_section
+from studio.engine.runs import RunDir, schedule_curve
 from studio.gui.job_bridge import JobBridge
-from studio.gui.state import AppState
 from studio.gui.widgets import ImageGridView, MessageBanner, ScatterView, controls_beside
+from studio.session import AppState, TrainingSession, default_runs_root, new_run_dir
 
-from .run_follower import RunFollower, schedule_curve
-from .training_buffers import TrainingHistory
-from .training_form import TRAIN_FIELDS, TrainingForm, default_threads
-from .training_log import EventLog
-from .training_plots import TrainingPlots
+from .buffers import TrainingHistory
+from .form import TRAIN_FIELDS, TrainingForm
+from .log import EventLog
+from .plots import TrainingPlots
 
 PLOT_INTERVAL_MS = 40  # one plot redrawn a tick (round robin): each of the 8 about 3 times a second
 CLOSE_TIMEOUT_S = 120.0
 
 
-def default_runs_root() -> Path:
-    return Path.home() / "diffusion-studio" / "runs"
+FOLLOW_MS = 100  # the session's RunWatch reads the run at most every watch.interval_s
+
+
+def read_png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB")).copy()
 
 
 def format_eta(seconds: float) -> str:
@@ -75,18 +81,12 @@ def memory_text(memory: dict[str, Any]) -> str:
 
 
 class TrainingPanel(QWidget):
-    def __init__(self, state: AppState, window=None, parent=None):
+    def __init__(self, state: AppState, window=None, parent=None, session: TrainingSession | None = None):
         super().__init__(parent)
-        # the first AdamW imports ~830 modules: here, at start-up, not in a training
-        # worker where it would hold the GIL ~100 ms (PITFALLS.md); cached after once
-        warm_up()
         self.state, self.window = state, window
+        self.session = session or TrainingSession(state)
         self.history = TrainingHistory()
-        self.bridge = JobBridge(interval_ms=50, parent=self)
-        self.follower = RunFollower(self.history, parent=self)
-        self.run_dir: Path | None = None  # the run on screen (own job or followed)
-        self.mode = "idle"  # idle | training | following
-        self._config: dict[str, Any] = {}  # sections of the run on screen
+        self.bridge = JobBridge(interval_ms=50, parent=self, driver=self.session.driver)
         self._batch_size = 1
         self._status_time = 0.0
 
@@ -177,6 +177,9 @@ class TrainingPanel(QWidget):
         self._plot_timer = QTimer(self)
         self._plot_timer.setInterval(PLOT_INTERVAL_MS)
         self._plot_timer.timeout.connect(self._tick)
+        self._follow_timer = QTimer(self)
+        self._follow_timer.setInterval(FOLLOW_MS)
+        self._follow_timer.timeout.connect(self.session.watch.poll)
 
         # --- wiring -------------------------------------------------------------------------
         self.start_button.clicked.connect(self.start)
@@ -192,37 +195,47 @@ class TrainingPanel(QWidget):
         self.bridge.events.connect(self.on_events)
         self.bridge.ended.connect(self.on_ended)
         self.bridge.paused_changed.connect(self._on_paused)
-        self.follower.status_changed.connect(self._on_follow_status)
-        self.follower.checkpoint_found.connect(self._on_checkpoint_file)
-        self.follower.preview_found.connect(self._show_preview_png)
-        self.follower.failed.connect(self._on_follow_failed)
-        state.run_dir_changed.connect(self._on_state_run_dir)
+        s = self.session
+        s.followed.connect(self._on_followed)
+        s.watch.rows.connect(lambda rows: self.history.add_rows(rows, self._batch_size))
+        s.watch.preview_found.connect(lambda path: self._show_preview_png(read_png(path)))
+        s.status_changed.connect(self._on_follow_status)
+        s.error.connect(self._on_follow_failed)
+        s.watch.checkpoint_found.connect(self._on_checkpoint_file)
 
         self._update_buttons()
-        if state.run_dir is not None:
-            self._on_state_run_dir(state.run_dir)
+        if state.run_dir is not None and s.run_dir is None:
+            self.open_run(state.run_dir)
+
+    # --- what the session holds ---------------------------------------------------------------
+    @property
+    def mode(self) -> str:
+        return self.session.mode  # idle | training | following
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self.session.run_dir  # the run on screen (own job or followed)
+
+    @property
+    def _config(self) -> dict[str, Any]:
+        return self.session.config  # sections of the run on screen
 
     # --- starting jobs ------------------------------------------------------------------------
     def new_run_dir(self, cfg) -> Path:
-        root = Path(self.runs_root.text().strip() or default_runs_root()).expanduser()
-        data = cfg.data.get("name") or cfg.data.get("source", "data")
-        stem = f"{cfg.method.get('name', 'ddpm')}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path, k = root / stem, 2
-        while path.exists():
-            path, k = root / f"{stem}-{k}", k + 1
-        return path
+        return new_run_dir(cfg, self.runs_root.text().strip() or default_runs_root())
 
     def start(self) -> bool:
-        """Start a new run with the form's config; bad input is shown, naming the key."""
+        """Start a new run with the form's config; bad input is shown at once, naming the
+        key, and nothing is written (the engine checks it at the call)."""
         if self.bridge.running:
             return False
         try:
             cfg = self.form.config()
+            self.session.start(cfg, self.new_run_dir(cfg))
         except StudioError as e:
             self._show_config_error(e)
             return False
-        run_dir = self.new_run_dir(cfg)
-        return self._launch(run_dir, cfg.to_dict(), lambda control: train_job(cfg, run_dir, control=control))
+        return self._launched()
 
     def resume_run(self, path: str | Path) -> bool:
         """Show an earlier run and continue it from its latest checkpoint."""
@@ -232,37 +245,27 @@ class TrainingPanel(QWidget):
         """Continue the run on screen (its own config.toml) up to the form's steps."""
         if self.bridge.running or self.run_dir is None:
             return False
-        run = RunDir(self.run_dir)
-        if self._live_elsewhere(run.status()):
-            self.banner.show_error(f"{run.path} is being written by another process (pid {run.status().get('pid')}); "
-                                   "it can only be followed")
-            return False
-        steps = self.form.fields["steps"].value()
-        path = run.path
-        return self._launch(path, self._config, lambda control: train_job(None, path, control=control, resume=True, steps=steps))
-
-    def _launch(self, run_dir: Path, sections: dict[str, Any], factory) -> bool:
-        self.follower.stop()
-        threads = default_threads()
-        if threads:
-            torch.set_num_threads(threads)
         try:
-            self.bridge.start(factory)
+            self.session.resume(steps=self.form.fields["steps"].value())
         except StudioError as e:
             self.banner.show_error(str(e))
             return False
+        return self._launched()
+
+    def _launched(self) -> bool:
+        """The session started a job (the run is announced when it says Started)."""
+        self._follow_timer.stop()
         self.banner.clear()
         self.form.mark_invalid(None)
-        self.mode, self.run_dir, self._config = "training", Path(run_dir), dict(sections)
+        sections = self._config
         self._batch_size = int(sections.get("train", {}).get("batch_size", 1))
         train = sections.get("train", {})
         self.history.clear(int(train.get("steps", 0)), int(train.get("log_every", 1)))
         self._show_schedule(None, initial=True)
-        self.run_label.setText(f"run: {run_dir}")
+        self.run_label.setText(f"run: {self.run_dir}")
         self.status_label.setText("starting…")
         self._update_buttons()
         self._plot_timer.start()
-        self.state.set_run_dir(run_dir)
         return True
 
     def _show_config_error(self, e: Exception) -> None:
@@ -294,7 +297,7 @@ class TrainingPanel(QWidget):
             if isinstance(event, Progress):
                 self.history.add_progress(event)  # the common case: a few array ops, no drawing
                 if event.schedule_log_snr is not None:  # a learned schedule moved (about 1/s)
-                    self.plots.set_schedule(SCHEDULE_TIMES, np.clip(event.schedule_log_snr, -30.0, 30.0))
+                    self.plots.set_schedule(SCHEDULE_TIMES, clamp_log_snr(event.schedule_log_snr).numpy())
                     self.history.set_schedule(SCHEDULE_TIMES, event.schedule_log_snr)
             elif isinstance(event, Started):
                 self._on_started(event)
@@ -319,7 +322,6 @@ class TrainingPanel(QWidget):
                 self.banner.show_error(text)
 
     def _on_started(self, event: Started) -> None:
-        self._config = dict(event.config)
         self._batch_size = int(event.config.get("train", {}).get("batch_size", 1))
         self.history.clear(event.total_steps, int(event.config.get("train", {}).get("log_every", 1)))
         self._show_schedule(None, initial=True)  # before the rows: loss binned by t needs it
@@ -330,7 +332,6 @@ class TrainingPanel(QWidget):
         self.log.add(f"training {event.total_steps} steps{where} into {event.run_dir}")
 
     def on_ended(self, last) -> None:
-        self.mode = "idle"
         self.refresh()
         self._plot_timer.stop()
         if isinstance(last, Finished):
@@ -351,44 +352,41 @@ class TrainingPanel(QWidget):
             self.banner.show_warning("a training job is running here; stop it to open another run")
             return False
         try:
-            RunDir(path).require()  # named before anything of the current view goes
-            self.preview_images.clear_images()  # the follower shows the run's newest preview
-            run = self.follower.follow(path)
-            cfg = run.config
+            run = self.session.follow(path)  # _on_followed resets the view, then the rows come
         except StudioError as e:
             self.banner.show_error(f"cannot open run {path}: {e}")
             return False
-        self.banner.clear()
-        self.mode, self.run_dir = "following", run.path
-        self._config, self._batch_size = cfg.to_dict(), int(cfg.train.get("batch_size", 1))
-        self.form.set_config(cfg)
-        self._show_schedule(None, initial=True)
-        latest = run.latest_checkpoint()
-        if latest is not None:
-            self._on_checkpoint_file(str(latest))
-        self.run_label.setText(f"run: {run.path}")
-        self._on_follow_status(run.status())
         self.log.add(f"opened run {run.path} ({len(self.history.series['loss'])} steps of metrics)")
-        self._plot_timer.start()
-        if self.state.run_dir != run.path:
-            self.state.set_run_dir(run.path)
+        self._on_follow_status(self.session.watch.status)
         return True
 
-    def _live_elsewhere(self, status: dict[str, Any]) -> bool:
-        """The run's status says another live process is writing it."""
-        pid = status.get("pid")
-        if status.get("state") != "running" or self.mode == "training":
-            return False
-        return pid is None or psutil.pid_exists(int(pid))
+    def _on_followed(self, run: RunDir) -> None:
+        """The session opened a run read-only: the form, schedule and (empty) plots
+        before its rows arrive."""
+        cfg = run.config
+        self.banner.clear()
+        self.preview_images.clear_images()  # the watch shows the run's newest preview
+        self._batch_size = int(cfg.train.get("batch_size", 1))
+        self.history.clear(int(cfg.train.get("steps", 0)), int(cfg.train.get("log_every", 1)))
+        self.form.origin = f"run {run.path.name!r}"
+        self.form.set_config(cfg)
+        self._show_schedule(None, initial=True)
+        self.run_label.setText(f"run: {run.path}")
+        self._plot_timer.start()
+        self._follow_timer.start()
 
     def _on_follow_status(self, status: dict[str, Any]) -> None:
-        if self.mode != "following":
+        if self.mode != "following" or not status:
             return
-        state = status.get("state", "unknown")
-        live = self._live_elsewhere(status)
-        self.status_label.setText(
-            (f"following (read-only): {state} at step {status.get('step', '?')}" if live
-             else f"{state} at step {status.get('step', '?')} (read-only view)") + " · " + self._progress_text())
+        state, step = status.get("follow", status.get("state", "unknown")), status.get("step", "?")
+        if state == "running":
+            text = f"following (read-only): running at step {step}"
+        elif state == "stopped":
+            text = (f"stopped at step {step}: the process writing it (pid {status.get('pid', '?')}) is gone; "
+                    "Resume run continues it here")
+        else:
+            text = f"{state} at step {step} (read-only view)"
+        self.status_label.setText(text + " · " + self._progress_text())
         if status.get("message"):
             self.log.add(f"run status: {state}: {status['message']}", "error" if state == "failed" else "info")
         self._update_buttons()
@@ -396,14 +394,6 @@ class TrainingPanel(QWidget):
     def _on_follow_failed(self, message: str) -> None:
         self.banner.show_error(message)
         self.log.add(message, "error")
-
-    def _on_state_run_dir(self, path) -> None:
-        if path is None or (self.run_dir is not None and Path(path) == self.run_dir):
-            return
-        if self.bridge.running:  # the viewer may look at another run; the monitor keeps its job
-            self.log.add(f"run {path} opened elsewhere; the monitor keeps showing the training job")
-            return
-        self.open_run(path)
 
     # --- drawing ---------------------------------------------------------------------------------
     def refresh(self) -> None:
@@ -446,7 +436,11 @@ class TrainingPanel(QWidget):
         if not self._config:
             return
         try:
-            t, lam = schedule_curve(self._config, checkpoint)
+            if checkpoint is None:  # as configured (the run's folder may not exist yet)
+                section, method = self._config.get("schedule", {}), self._config.get("method", {}).get("name", "ddpm")
+                t, lam = schedule_curve(schedule_from_section(section, method))
+            else:
+                t, lam = RunDir(self.run_dir).schedule_curve(checkpoint)
         except (StudioError, OSError, RuntimeError, TypeError, ValueError) as e:
             self.log.add(f"cannot draw the schedule: {e}", "warning")
             return
@@ -474,7 +468,7 @@ class TrainingPanel(QWidget):
     # --- buttons ------------------------------------------------------------------------------------
     def _update_buttons(self) -> None:
         training = self.bridge.running
-        live = self.mode == "following" and self._live_elsewhere(self.follower.run.status() if self.follower.run else {})
+        live = self.session.live_elsewhere
         self.start_button.setEnabled(not training)
         self.pause_button.setEnabled(training)
         self.stop_button.setEnabled(training)
@@ -565,5 +559,6 @@ class TrainingPanel(QWidget):
     def shutdown(self) -> None:
         if self.bridge.running:
             self.bridge.stop_and_wait(CLOSE_TIMEOUT_S)
-        self.follower.stop()
+        self.session.watch.stop()
+        self._follow_timer.stop()
         self._plot_timer.stop()

@@ -15,7 +15,7 @@ import pyqtgraph as pg
 import pyqtgraph.exporters
 from PySide6.QtCore import Qt
 
-from .training_buffers import TrainingHistory
+from .buffers import TrainingHistory
 
 STEP_PLOTS = ("loss", "heatmap", "grad_norm", "lr", "samples_per_s", "memory", "utilization")
 BLUE, ORANGE, GREEN, PURPLE, GREY = "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#999999"

@@ -25,7 +25,7 @@ from studio.engine.export import (
 )
 
 from .step_views import points_bounds
-from .viewer_data import TrajectoryData
+from .data import TrajectoryData
 
 FORMATS = {  # key: (label, suffix, file filter)
     "grid_png": ("Sample grid PNG", ".png", "PNG image (*.png)"),

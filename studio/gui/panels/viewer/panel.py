@@ -37,14 +37,14 @@ from studio.engine.events import Failed, Finished, SampleStep, Started
 from studio.engine.jobs import sample_job
 from studio.engine.runs import RunDir
 from studio.gui.job_bridge import JobBridge
-from studio.gui.state import AppState
+from studio.session import AppState
 from studio.gui.widgets import MessageBanner, controls_beside
 
 from .step_views import CompareView, ImageStepViews, PointStepView, points_bounds
 from .timeline import NAV_KEYS, Timeline
-from .viewer_controls import BranchForm, SamplingForm
-from .viewer_data import TrajectoryData
-from .viewer_export import ExportForm
+from .controls import BranchForm, SamplingForm
+from .data import TrajectoryData
+from .export import ExportForm
 
 POLL_MS = 50  # follow a growing trajectory at 20 Hz
 POLL_STEPS = 32  # steps read per tick at most (each: two chunk reads for the statistics)

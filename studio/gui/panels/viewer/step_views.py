@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 from studio.engine.export import as_uint8_nhwc
 from studio.gui.widgets import ImageGridView, ScatterView
 
-from .viewer_data import score_from_eps
+from .data import score_from_eps
 
 MAX_IMAGES = 64  # shown per view (an 8x8 grid); exports take every sample
 EPS_RANGE = 3.0  # noise shown from -3 to 3 (standard normal units)

@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget
 
-from .viewer_data import STAT_TITLES, STATS
+from .data import STAT_TITLES, STATS
 
 SPEEDS = (5, 15, 30, 60, 120, 240, 480)  # steps per second
 FRAME_MS = 16  # the play timer never ticks faster than the display
