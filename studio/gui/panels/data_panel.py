@@ -48,7 +48,12 @@ PREVIEW_IMAGES = 64
 PREVIEW_POINTS = 5000
 RELOAD_DELAY_MS = 300
 RESOLUTIONS = (8, 16, 28, 32, 64)
-FILE_LABELS = {"digits": "digits (8x8, scikit-learn)", "folder": "image folder", "array": "NumPy array (.npy / .npz)",
+PREVIEW_PER_CLASS, PREVIEW_CLASSES = 6, 10  # labelled images: a column per class
+SPLITS = ("train", "test", "all")  # the cifar source's batches
+FOLDER_SOURCES = ("folder", "imagefolder", "cifar")  # Browse… picks a folder
+FILE_LABELS = {"digits": "digits (8x8, scikit-learn)", "folder": "image folder",
+               "imagefolder": "image folder, a subfolder per class", "idx": "MNIST / Fashion-MNIST (IDX)",
+               "cifar": "CIFAR-10 / CIFAR-100 (binary batches)", "array": "NumPy array (.npy / .npz)",
                "hdf5": "HDF5 dataset"}
 
 
@@ -105,6 +110,9 @@ class DataPanel(QWidget):
         self.channels = QComboBox()
         for text, value in (("auto", None), ("1 (grey)", 1), ("3 (RGB)", 3)):
             self.channels.addItem(text, value)
+        self.split = QComboBox()
+        for name in SPLITS:
+            self.split.addItem(name, name)
         self.limit = QSpinBox()
         self.limit.setRange(0, 10_000_000)
         self.limit.setSpecialValueText("all")
@@ -119,7 +127,8 @@ class DataPanel(QWidget):
         path_row.addWidget(self.path, 1)
         path_row.addWidget(self.browse)
         self._rows: dict[str, tuple[QLabel, Any]] = {}
-        for key, label, field in (("path", "path", path_row), ("key", "key / dataset", self.key), ("n", "points", self.n),
+        for key, label, field in (("path", "path", path_row), ("key", "key / dataset", self.key),
+                                  ("split", "split", self.split), ("n", "points", self.n),
                                   ("seed", "seed", self.seed), ("resolution", "resolution", self.resolution),
                                   ("channels", "channels", self.channels), ("limit", "limit", self.limit),
                                   ("normalisation", "normalisation", self.normalisation)):
@@ -177,7 +186,7 @@ class DataPanel(QWidget):
         for spin in (self.n, self.seed, self.limit):
             spin.setKeyboardTracking(False)
             spin.valueChanged.connect(self._schedule_reload)
-        for combo in (self.resolution, self.channels, self.normalisation):
+        for combo in (self.resolution, self.channels, self.normalisation, self.split):
             combo.activated.connect(self._schedule_reload)
         self.load_button.clicked.connect(self.load)
         self.cancel_button.clicked.connect(self.cancel)
@@ -241,7 +250,7 @@ class DataPanel(QWidget):
         needs_path = bool(entry.meta.get("needs_path"))
         images_or_file = source in core_data.FILE_SOURCES
         visible = {
-            "path": needs_path, "key": source in ("array", "hdf5"),
+            "path": needs_path, "key": source in ("array", "hdf5"), "split": source == "cifar",
             "n": not images_or_file, "seed": not images_or_file,
             "resolution": images_or_file, "channels": images_or_file, "limit": images_or_file,
             "normalisation": True,
@@ -250,7 +259,7 @@ class DataPanel(QWidget):
             label.setVisible(visible[key])
             for w in ([field] if isinstance(field, QWidget) else [self.path, self.browse]):
                 w.setVisible(visible[key])
-        if source == "folder" and self.resolution.currentData() is None:
+        if source in ("folder", "imagefolder") and self.resolution.currentData() is None:
             self.resolution.setCurrentIndex(self.resolution.findData(32))  # folders need one size
         self.key.clear()
         self.banner.clear()
@@ -299,6 +308,8 @@ class DataPanel(QWidget):
                 opts["path"] = self.path.text().strip()
             if source in ("array", "hdf5") and self.key.currentData():
                 opts["key"] = self.key.currentData()
+            if source == "cifar":
+                opts["split"] = self.split.currentData()
             if self.resolution.currentData() is not None:
                 opts["resolution"] = self.resolution.currentData()
             if self.channels.currentData() is not None:
@@ -315,7 +326,7 @@ class DataPanel(QWidget):
         index = self.source.findData(self._source_key(source, options.get("name")))
         if index < 0:
             raise StudioError(f"data source {source!r} {options.get('name') or ''} is not available here")
-        widgets = (self.source, self.path, self.key, self.n, self.seed, self.resolution, self.channels, self.limit)
+        widgets = (self.source, self.path, self.key, self.n, self.seed, self.resolution, self.channels, self.limit, self.split)
         for w in widgets:
             w.blockSignals(True)
         self.source.setCurrentIndex(index)
@@ -325,6 +336,7 @@ class DataPanel(QWidget):
                 spin.setValue(int(options[key]))
         for key, combo in (("resolution", self.resolution), ("channels", self.channels)):
             combo.setCurrentIndex(max(0, combo.findData(options.get(key))))
+        self.split.setCurrentIndex(max(0, self.split.findData(options.get("split", "train"))))
         self.normalisation.setCurrentIndex(max(0, self.normalisation.findData(options.get("normalisation", "default"))))
         for w in widgets:
             w.blockSignals(False)
@@ -346,13 +358,13 @@ class DataPanel(QWidget):
     def open_data_dialog(self) -> None:
         """Browse for a file or folder fitting the source (File > Open data too)."""
         source = self.source_name
-        if source == "folder":
-            path = QFileDialog.getExistingDirectory(self, "Image folder")
+        if source in FOLDER_SOURCES:
+            path = QFileDialog.getExistingDirectory(self, FILE_LABELS[source])
         else:
             path, _ = QFileDialog.getOpenFileName(
-                self, "Open data", "", "Data (*.npy *.npz *.h5 *.hdf5 *.hdf);;All files (*)")
-            if path and source not in ("array", "hdf5"):
-                wanted = "hdf5" if Path(path).suffix.lower() in (".h5", ".hdf5", ".hdf") else "array"
+                self, "Open data", "", "Data (*.npy *.npz *.h5 *.hdf5 *.hdf *-ubyte *-ubyte.gz *.bin);;All files (*)")
+            wanted = source_for_file(Path(path)) if path else source
+            if wanted != source:
                 self.source.blockSignals(True)
                 self.source.setCurrentIndex(self.source.findData(wanted))
                 self.source.blockSignals(False)
@@ -444,7 +456,11 @@ class DataPanel(QWidget):
             self.preview.setCurrentWidget(self.empty)
             self.stats.setText("")
             return
-        if dataset.kind == "images":
+        by_class = preview_by_class(dataset)
+        if by_class is not None:
+            self.preview.setCurrentWidget(self.images)
+            self.images.set_images(*by_class)
+        elif dataset.kind == "images":
             self.preview.setCurrentWidget(self.images)
             self.images.set_images(dataset.to_uint8(dataset.data[:PREVIEW_IMAGES]))
         else:
@@ -457,6 +473,39 @@ class DataPanel(QWidget):
         path = Path(folder) / "data_preview.png"
         self.preview.currentWidget().grab().save(str(path))
         return [path]
+
+
+def source_for_file(path: Path) -> str:
+    """The file source a picked file most likely is, by its name."""
+    name = path.name.lower()
+    if path.suffix.lower() in (".h5", ".hdf5", ".hdf"):
+        return "hdf5"
+    if "-ubyte" in name or ".idx" in name:
+        return "idx"
+    if path.suffix.lower() == ".bin":
+        return "cifar"
+    return "array"
+
+
+def preview_by_class(dataset: Dataset) -> tuple[np.ndarray, int, list[str]] | None:
+    """Labelled images as a column per class (the first PREVIEW_CLASSES classes, up to
+    PREVIEW_PER_CLASS images each, blank below a short column), titled with the class
+    names where the source has them: (uint8 images in row order, columns, titles).
+    None for points and unlabelled images."""
+    labels = dataset.meta.get("labels")
+    if dataset.kind != "images" or labels is None or len(labels) != len(dataset):
+        return None
+    labels = np.asarray(labels)
+    present = np.unique(labels)[:PREVIEW_CLASSES]
+    picks = [np.flatnonzero(labels == c)[:PREVIEW_PER_CLASS] for c in present]
+    sample_shape = dataset.to_uint8(dataset.data[:1]).shape[1:]
+    grid = np.full((max(len(p) for p in picks), len(present), *sample_shape), 255, np.uint8)
+    for column, rows in enumerate(picks):
+        grid[: len(rows), column] = dataset.to_uint8(dataset.data[torch.as_tensor(rows)])
+    names = dataset.meta.get("classes") or []
+    titles = [str(names[c]) if 0 <= c < len(names) else str(c) for c in present.tolist()]
+    titles = [t if len(t) <= 8 else t[:7] + "…" for t in titles]  # the titles do not scale with the images
+    return grid.reshape(-1, *sample_shape), len(present), titles
 
 
 def stats_html(dataset: Dataset) -> str:
@@ -473,6 +522,11 @@ def stats_html(dataset: Dataset) -> str:
     names = ("R", "G", "B") if s["kind"] == "images" and s["channels"] == 3 else None
     per = [(names[i] if names else str(i), m, sd) for i, (m, sd) in enumerate(zip(s["mean"], s["std"]))][:8]
     rows.append(("mean / std", ", ".join(f"{c}: {m:.3g} / {sd:.3g}" for c, m, sd in per)))
+    labels = dataset.meta.get("labels")
+    if labels is not None and len(labels):
+        classes = dataset.meta.get("classes")
+        shown = ", ".join(classes[:10]) + (" …" if len(classes) > 10 else "") if classes else ""
+        rows.append(("labels", f"{len(np.unique(np.asarray(labels)))} classes, {len(labels):,} labels" + (f" ({shown})" if shown else "")))
     if dataset.meta.get("path"):
         where = dataset.meta["path"] + (f" [{dataset.meta['key']}]" if dataset.meta.get("key") else "")
         rows.append(("file", where))
