@@ -1,0 +1,143 @@
+"""The sampler lab's model, without Qt: the run being compared, its checkpoints, the
+samplers that serve its family, one ``engine.compare.compare_samplers`` job at a time and
+the table it fills in.
+
+It follows ``AppState.run_dir`` (and each checkpoint ``AppState.checkpoint_offered``
+announces), like the sampling session. Each run of the job writes one trajectory per
+cell into ``RUN/samples/compare_<time>/`` (beside us when the run is read-only), so a
+cell of the figure can be opened in the viewer.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from psygnal import Signal
+
+from studio.core import samplers as _samplers  # noqa: F401 - registers the samplers
+from studio.core.errors import StudioError
+from studio.core.registry import SAMPLERS
+from studio.engine import compare
+from studio.engine.events import CompareRow, Finished
+from studio.engine.runs import RunDir, RunError
+
+from .jobs import JobDriver
+from .state import AppState
+
+
+class CompareSession:
+    """Signals: ``run_changed(RunDir | None)``, ``checkpoints_changed(list[Path])``,
+    ``row_added(CompareRow)`` (a cell finished), ``cleared()`` (a new job started: the
+    table is empty again). ``driver`` runs the job; ``rows`` and ``cells`` (the
+    ``CompareRow`` events) hold the table so far."""
+
+    run_changed = Signal(object)
+    checkpoints_changed = Signal(list)
+    row_added = Signal(object)
+    cleared = Signal()
+
+    def __init__(self, state: AppState):
+        self.state = state
+        self.run: RunDir | None = None
+        self.checkpoints: list[Path] = []
+        self.cells: list[CompareRow] = []
+        self.cancelled = False
+        self.driver = JobDriver()
+        self.driver.events.connect(self._on_events)
+        state.run_dir_changed.connect(self.open)
+        state.checkpoint_offered.connect(self._on_checkpoint_offered)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [c.row for c in self.cells]
+
+    # --- the run ---------------------------------------------------------------------------
+    def open(self, path: str | Path | None) -> RunDir | None:
+        """Compare samplers on this run (None, or a folder that is not a run: none)."""
+        self.run, self.checkpoints = None, []
+        if path is not None:
+            try:
+                run = RunDir(path).require()
+                run.config  # noqa: B018 - a bad config.toml is named now
+                self.run, self.checkpoints = run, run.checkpoints()
+            except StudioError:
+                self.run = None
+        self.run_changed.emit(self.run)
+        return self.run
+
+    def refresh_checkpoints(self) -> bool:
+        if self.run is None:
+            return False
+        found = self.run.checkpoints()
+        if found == self.checkpoints:
+            return False
+        self.checkpoints = found
+        self.checkpoints_changed.emit(list(found))
+        return True
+
+    def _on_checkpoint_offered(self, path) -> None:
+        if self.run is not None and Path(path).resolve().parent.parent == self.run.path.resolve():
+            self.refresh_checkpoints()
+
+    def family(self) -> str | None:
+        return None if self.run is None else str(self.run.config.method.get("name"))
+
+    def samplers(self) -> list[str]:
+        """Registered samplers that serve the run's family, in registry order."""
+        family = self.family()
+        if family is None:
+            return []
+        return [name for name in SAMPLERS.names() if family in getattr(SAMPLERS.get(name), "families", (family,))]
+
+    def trajectory_dir(self) -> Path:
+        """A new folder name for a job's trajectories (the job creates it once its
+        arguments passed): in the run's samples/, or a temporary one for a read-only run."""
+        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.monotonic_ns() % 1_000_000:06d}"
+        base = self.run.samples_dir if self.run.samples_dir.is_dir() else self.run.path
+        if os.access(base, os.W_OK):
+            return self.run.samples_dir / f"compare_{stamp}"
+        return Path(tempfile.gettempdir()) / f"studio-compare-{stamp}"
+
+    # --- the job ----------------------------------------------------------------------------
+    def start(self, samplers: list[str], nfe_budgets: list[int], n: int | None = None, seed: int = 0,
+              checkpoint_path: str | Path | None = None, checkpoint: str = "ema") -> Path:
+        """Start the comparison (bad input raises a ``StudioError`` here, before any
+        thread); returns the folder the cells' trajectories go to."""
+        if self.run is None:
+            raise RunError("Open a run first (File > Open run).")
+        self.refresh_checkpoints()
+        if not self.checkpoints:
+            raise RunError(f"Run {self.run.path} has no checkpoint in {self.run.checkpoint_dir}; train it first.")
+        run_dir, folder = self.run.path, self.trajectory_dir()
+
+        def factory(control):
+            return compare.compare_samplers(run_dir, samplers, nfe_budgets, n=n, seed=seed, checkpoint=checkpoint,
+                                            checkpoint_path=checkpoint_path, trajectory_dir=folder, control=control)
+
+        self.driver.start(factory, name="studio-compare")
+        self.cells, self.cancelled = [], False
+        self.cleared.emit()
+        return folder
+
+    def _on_events(self, events: list) -> None:
+        for event in events:
+            if isinstance(event, CompareRow):
+                self.cells.append(event)
+                self.row_added.emit(event)
+            elif isinstance(event, Finished):
+                self.cancelled = bool(event.result.get("cancelled"))
+
+    def write_csv(self, path: str | Path) -> Path:
+        if not self.cells:
+            raise StudioError("the table is empty: run a comparison first")
+        return compare.write_csv(self.rows, path)
+
+    def poll(self) -> None:
+        self.driver.poll()
+
+    def shutdown(self, timeout: float = 10) -> None:
+        self.driver.stop_and_wait(timeout)
