@@ -90,16 +90,32 @@ def test_karras_grid_is_dense_near_the_data():
     assert bool((steps[1:] < steps[:-1]).all()) and float(steps[0]) > 100 * float(steps[-1])
 
 
+# deterministic: "exact" (the branch reproduces the rest of the run), "close" (a multistep
+# solver restarts its history: its first step is first order), None (stochastic)
 BRANCHING = [
-    ("ddim", {}, True),
-    ("ancestral", {}, False),
-    ("langevin", {"n_steps_each": 3}, False),
+    ("ddim", {}, "exact"),
+    ("euler", {}, "exact"),
+    ("heun", {}, "exact"),
+    ("rk45", {"rtol": 1e-4, "atol": 1e-4}, "exact"),
+    ("dpmpp_2m", {}, "close"),
+    ("ancestral", {}, None),
+    ("langevin", {"n_steps_each": 3}, None),
+    ("euler_maruyama", {}, None),
+    ("pc", {}, None),
 ]
 
 
-@pytest.mark.parametrize("grid", GRIDS)
-@pytest.mark.parametrize("method_name", ["ncsn", "ddpm", "vdm"])
-@pytest.mark.parametrize("sampler_name,opts,deterministic", BRANCHING)
+# every grid kind on every family for DDIM, Langevin and DPM-Solver++(2M); one grid each
+# (round robin) for the others, which share the grid code
+BRANCH_CASES = [
+    (*spec, method_name, grid)
+    for i, spec in enumerate(BRANCHING)
+    for j, method_name in enumerate(("ncsn", "ddpm", "vdm"))
+    for grid in (GRIDS if spec[0] in ("ddim", "langevin", "dpmpp_2m") else (GRIDS[(i + j) % 3],))
+]
+
+
+@pytest.mark.parametrize("sampler_name,opts,deterministic,method_name,grid", BRANCH_CASES)
 def test_branch_continues_on_the_same_grid(sampler_name, opts, deterministic, method_name, grid):
     """A branch from record k (t_start = record.t, x_init = record.x_t, steps =
     branch_steps) visits the rest of the run's grid; with a deterministic sampler it
@@ -121,11 +137,17 @@ def test_branch_continues_on_the_same_grid(sampler_name, opts, deterministic, me
         for r in rest:
             assert min(abs(r.t - f) for f in full_times) < 1e-9 * max(1.0, r.t)
         assert torch.allclose(rest[0].x0_hat, full[k].x0_hat, atol=1e-6)
-        if deterministic:
+        if deterministic == "exact":
             assert len(rest) == len(full) - k
             for a, b in zip(rest, full[k:]):
                 assert a.t == pytest.approx(b.t, abs=1e-12)
                 assert torch.allclose(a.x_next, b.x_next, atol=1e-5)
+        elif deterministic == "close":  # the branch's first step is DDIM's (first order), then 2M again
+            assert len(rest) == len(full) - k
+            (ddim,) = list(SAMPLERS.get("ddim")(method, net, (16, 2), branch, x_init=full[k].x_t, t_start=full[k].t, grid=grid))[:1]
+            assert torch.allclose(rest[0].x_next, ddim.x_next, atol=1e-5)
+            if k == 0:
+                assert all(torch.allclose(a.x_next, b.x_next, atol=1e-5) for a, b in zip(rest, full))
 
 
 def test_langevin_branch_steps_count_levels():

@@ -1,0 +1,120 @@
+"""The SDE-view samplers with an exact denoiser (a Gaussian mixture's, gaussian_mixture.py):
+the ODE solvers converge to a tight RK45 reference at their order, RK45 reports its
+evaluations, and each sampler's records read the network as method.predict does."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import studio.core.methods  # noqa: F401  (registers the methods)
+from studio.core.errors import StudioError
+from studio.core.registry import METHODS, SAMPLERS
+from studio.core.samplers import sample
+from studio.core.schedules import make_schedule
+
+from . import gaussian_mixture as gm
+from .test_samplers import ToyNet
+
+CASES = {  # continuous log-SNR: the order is not blurred by a discrete schedule's kinks
+    "vdm": ("vdm_fixed", {}),
+    "ncsn": ("geometric", {"steps": 20, "sigma_max": 5.0, "sigma_min": 0.01}),
+}
+ORDERS = {"euler": 1.0, "heun": 2.0, "dpmpp_2m": 2.0}
+
+
+def case(name):
+    family, params = CASES[name]
+    method = METHODS.get(name)(make_schedule(family, **params))
+    a, s = method.schedule.alpha_sigma(torch.tensor(1.0, dtype=torch.float64))
+    return method, gm.MixtureDenoiser(method.schedule.variance_preserving), gm.draw(256, float(a), float(s), seed=1)
+
+
+@pytest.mark.parametrize("method_name,grid", [("vdm", "uniform_log_snr"), ("ncsn", "karras")])
+def test_ode_solvers_converge_at_their_order(method_name, grid):
+    """Halving the step: Euler's error falls ~2x, Heun's and DPM-Solver++(2M)'s ~4x. The
+    error is the rms distance of the state at the grid's last time (before the step onto
+    the data) from dopri5's at rtol = atol = 1e-10, in float64."""
+    method, net, x1 = case(method_name)
+    ref = list(SAMPLERS.get("rk45")(method, net, x1.shape, 2, x_init=x1, rtol=1e-10, atol=1e-10, grid=grid))
+    for name, order in ORDERS.items():
+        errors = []
+        for steps in (32, 64, 128):
+            records = list(SAMPLERS.get(name)(method, net, x1.shape, steps, x_init=x1, grid=grid))
+            assert records[-1].t == ref[-1].t  # the same end of the grid
+            errors.append(float((records[-1].x_t - ref[-1].x_t).pow(2).mean().sqrt()))
+        measured = math.log2(errors[0] / errors[2]) / 2  # two halvings
+        assert measured == pytest.approx(order, abs=0.3), (name, errors)
+
+
+def test_rk45_meets_its_tolerance_and_counts_evaluations():
+    method, net, x1 = case("vdm")
+    ref = list(SAMPLERS.get("rk45")(method, net, x1.shape, 2, x_init=x1, rtol=1e-10, atol=1e-10))
+    loose = list(SAMPLERS.get("rk45")(method, net, x1.shape, 2, x_init=x1, rtol=1e-4, atol=1e-4))
+    tight = list(SAMPLERS.get("rk45")(method, net, x1.shape, 2, x_init=x1, rtol=1e-6, atol=1e-6))
+    err = lambda r: float((r[-1].x_t - ref[-1].x_t).abs().max())
+    assert err(tight) < err(loose) < 1e-2 and err(tight) < 1e-4
+    # dopri5: 6 evaluations a step plus the start; the data step adds one
+    assert 7 < loose[0].nfe < tight[0].nfe < ref[0].nfe and tight[-1].nfe == tight[0].nfe + 1
+    with pytest.raises(StudioError, match="adaptive"):
+        SAMPLERS.get("rk45").nfe(method, 10)
+    with pytest.raises(StudioError, match="rtol"):
+        SAMPLERS.get("rk45")(method, net, x1.shape, 2, rtol=0.0)
+
+
+@pytest.mark.parametrize("sampler_name", ["euler", "heun", "dpmpp_2m", "euler_maruyama", "pc", "rk45"])
+@pytest.mark.parametrize("method_name", ["ncsn", "ddpm", "vdm"])
+def test_records_read_the_net_as_method_predict(sampler_name, method_name):
+    """Every record's x0_hat / eps_hat are method.predict's at (record.x_t, record.t),
+    however many calls its step makes."""
+    from .test_samplers import make_method
+
+    method = make_method(method_name)
+    x = torch.randn(8, 2, generator=torch.Generator().manual_seed(0))
+    records = list(SAMPLERS.get(sampler_name)(method, ToyNet(), (8, 2), 4, torch.Generator().manual_seed(1), x_init=x))
+    for r in records:
+        pred = method.predict(ToyNet(), r.x_t, torch.full((8,), r.t))
+        assert torch.allclose(r.x0_hat, pred.x0, rtol=1e-4, atol=1e-4)
+        assert torch.allclose(r.eps_hat, pred.eps, rtol=1e-4, atol=1e-4)
+
+
+def test_evaluation_counts_per_step():
+    method = METHODS.get("vdm")(make_schedule("vdm_fixed"))
+    for name, opts, per_step in (("heun", {}, [2, 2, 2, 1]), ("pc", {"n_corrector": 2}, [3, 3, 3, 3]),
+                                 ("pc", {"n_corrector": 0}, [1, 1, 1, 1]), ("dpmpp_2m", {}, [1, 1, 1, 1])):
+        records = list(SAMPLERS.get(name)(method, ToyNet(), (4, 2), 4, **opts))
+        nfe = [r.nfe for r in records]
+        assert [b - a for a, b in zip([0, *nfe], nfe)] == per_step, name
+        assert nfe[-1] == SAMPLERS.get(name).nfe(method, 4, **opts)
+
+
+def test_dpmpp_2m_first_step_is_ddim_and_the_second_uses_the_history():
+    """Lu et al. 2022 Alg. 2: the first step is first order (DDIM); from the second on
+    x_s = sigma_s / sigma_t x + alpha_s (1 - e^-h) ((1 + 1/2r) x0_hat - x0_hat_prev / 2r)."""
+    method, net, x1 = case("vdm")
+    dpm = list(SAMPLERS.get("dpmpp_2m")(method, net, x1.shape, 6, x_init=x1))
+    ddim = list(SAMPLERS.get("ddim")(method, net, x1.shape, 6, x_init=x1))
+    assert torch.allclose(dpm[0].x_next, ddim[0].x_next, atol=1e-10)
+    t, s, prev = dpm[1], dpm[2], dpm[0]
+    h, h_prev = 0.5 * (s.log_snr - t.log_snr), 0.5 * (t.log_snr - prev.log_snr)
+    a_s, s_s = math.sqrt(1 / (1 + math.exp(-s.log_snr))), s.sigma
+    r = h_prev / h
+    D = (1 + 1 / (2 * r)) * t.x0_hat - prev.x0_hat / (2 * r)
+    expected = s_s / t.sigma * t.x_t + a_s * (-math.expm1(-h)) * D
+    assert torch.allclose(t.x_next, expected, atol=1e-10)
+
+
+@pytest.mark.parametrize("sampler_name", ["euler_maruyama", "pc"])
+def test_sde_samplers_sample_the_mixture(sampler_name):
+    """With the exact score the reverse SDE samplers draw the mixture: its mean, std and
+    log-likelihood of the samples under the true density."""
+    method = METHODS.get("vdm")(make_schedule("vdm_fixed"))
+    a, s = method.schedule.alpha_sigma(torch.tensor(1.0, dtype=torch.float64))
+    x1 = gm.draw(4000, float(a), float(s), seed=2).float()
+    x = sample(sampler_name, method, gm.MixtureDenoiser(True), x1.shape, 200, torch.Generator().manual_seed(0), x_init=x1)
+    ref = gm.draw(4000, seed=3)
+    assert x.mean(0).tolist() == pytest.approx(ref.mean(0).tolist(), abs=0.06)
+    assert x.std(0).tolist() == pytest.approx(ref.std(0).tolist(), rel=0.06)
+    assert float(gm.log_density(x).mean()) == pytest.approx(float(gm.log_density(ref).mean()), abs=0.08)
