@@ -18,6 +18,7 @@ renamed into place; ``steps_written`` < ``records`` (attribute) marks one that w
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,37 @@ class TrajectoryWriter:
         self.close()
 
 
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def hdf5_end_of_file(path: str | Path) -> int | None:
+    """The end-of-file address an HDF5 file's superblock records (None when the file
+    has no superblock we can read). HDF5 itself refuses a file shorter than this, except
+    when it is opened for SWMR reading (the writer may be extending it): then a file cut
+    mid-write makes every read retry its metadata checksums for minutes instead of
+    failing. The superblock sits at 0, 512, 1024, ... (HDF5 file format spec, II.A)."""
+    with open(path, "rb") as f:
+        for base in (0, 512, 1024, 2048, 4096):
+            f.seek(base)
+            head = f.read(48)
+            if head[:8] != HDF5_SIGNATURE:
+                continue
+            version = head[8]
+            if version in (2, 3):  # signature, version, sizes of offsets/lengths, flags, 3 addresses, then EOF
+                size = head[9]
+                at = 12 + 2 * size
+            elif version in (0, 1):  # 16 bytes of versions and sizes (+4 for v1), base, free space, then EOF
+                size = head[13]
+                at = (24 if version == 0 else 28) + 2 * size
+            else:
+                return None
+            fmt = {4: "<I", 8: "<Q"}.get(size)
+            if fmt is None or at + size > len(head):
+                return None
+            return base + struct.unpack(fmt, head[at : at + size])[0]
+    return None
+
+
 class TrajectoryReader:
     """Read a trajectory, also while another thread or process writes it."""
 
@@ -125,6 +157,12 @@ class TrajectoryReader:
         self.path = Path(path)
         if not self.path.is_file():
             raise DataError(f"trajectory file {self.path} does not exist")
+        try:
+            end, size = hdf5_end_of_file(self.path), self.path.stat().st_size
+        except OSError as exc:
+            raise DataError(f"trajectory file {self.path} cannot be read: {exc}") from None
+        if end is not None and size < end:  # a flushed file is never shorter than its recorded end
+            raise DataError(f"trajectory file {self.path} was cut short: {size} of its {end} bytes are there")
         try:
             self._file = h5py.File(self.path, "r", libver="latest", swmr=True)
         except OSError:
@@ -159,9 +197,16 @@ class TrajectoryReader:
     def __len__(self) -> int:
         """Steps readable now."""
         self.refresh()
-        if "steps_written" in self._file:
-            return int(self._file["steps_written"][()])
-        return len(self._file["t"])
+        return self._readable()
+
+    def _readable(self) -> int:
+        """Steps every dataset holds: the counter, capped by the datasets' extents. The
+        counter is raw data, on disk the moment it is set, while the extents are metadata
+        that reach the file only at the writer's flush: a reader between the two saw one
+        step more than the datasets held (IndexError in ``step``)."""
+        f = self._file
+        n = min(f[name].shape[0] for name in ("t", *ARRAYS) if name in f)
+        return min(n, int(f["steps_written"][()])) if "steps_written" in f else n
 
     def step(self, i: int) -> dict[str, Any]:
         n = len(self)
@@ -185,7 +230,7 @@ class TrajectoryReader:
     def per_step(self) -> dict[str, np.ndarray]:
         """``index``, ``t``, ``log_snr``, ``sigma`` of every step written so far (refresh
         first, e.g. through ``len()``), one read each."""
-        n = int(self._file["steps_written"][()]) if "steps_written" in self._file else len(self._file["t"])
+        n = self._readable()
         return {name: self._file[name][:n] for name in PER_STEP}
 
     def samples(self) -> np.ndarray:
