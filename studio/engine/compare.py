@@ -65,27 +65,17 @@ class CountingNet(nn.Module):
         return self.net(x, log_snr)
 
 
-def nfe_of(sampler: Any, method: Any, steps: int, options: dict[str, Any]) -> int:
-    """Network evaluations of a ``steps``-step run: the sampler's own ``nfe`` where it has
-    one, else one per record (true of ancestral, DDIM and Langevin: a record is a call)."""
-    if hasattr(sampler, "nfe"):
-        return int(sampler.nfe(method, steps, **options))
-    return int(sampler.num_records(method, steps, **options))
+ADAPTIVE_STEPS = 2  # an adaptive solver's grid: one interval solved to tolerance, then onto the data
 
 
-def steps_for_nfe(sampler: Any, method: Any, budget: int, options: dict[str, Any]) -> int:
-    """The largest ``steps`` whose NFE fits ``budget`` (at least 1): the sampler's own
-    ``steps_for_nfe`` where it has one, else a bisection on ``nfe_of`` (NFE grows with steps)."""
-    if hasattr(sampler, "steps_for_nfe"):
-        return int(sampler.steps_for_nfe(method, budget, **options))
-    lo, hi = 1, max(1, budget)
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if nfe_of(sampler, method, mid, options) <= budget:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
+def cell_steps(sampler: Any, method: Any, budget: int, options: dict[str, Any]) -> int:
+    """The steps of a cell: the most whose NFE fits ``budget`` (``Sampler.steps_for_nfe``:
+    Heun's two calls a step, PC's corrector calls and Langevin's levels x steps count).
+    An adaptive solver's NFE follows from its tolerances, not its steps: it gets one cell
+    on a one-interval grid, whatever the budgets (``nfe_budget`` None in its row)."""
+    if getattr(sampler, "adaptive", False):
+        return ADAPTIVE_STEPS
+    return int(sampler.steps_for_nfe(method, budget, **options))
 
 
 def file_sha256(path: str | Path) -> str:
@@ -184,8 +174,11 @@ def compare_samplers(
         opts = dict(options.get(name, sampler_options(cfg) if name == cfg.sample.get("sampler") else {}))
         opts = with_data_range(name, opts, info.kind)
         smp.options(opts)  # bad option values raise now, naming the sampler
+        if getattr(smp, "adaptive", False):
+            plans.append((name, smp, opts, None, cell_steps(smp, method, budgets[-1], opts)))
+            continue
         for budget in budgets:
-            plans.append((name, smp, opts, budget, steps_for_nfe(smp, method, budget, opts)))
+            plans.append((name, smp, opts, budget, cell_steps(smp, method, budget, opts)))
     reference = held_out_data(cfg)
     if trajectory_dir is not None:
         Path(trajectory_dir).mkdir(parents=True, exist_ok=True)
@@ -229,7 +222,7 @@ def _cell(run, cfg, method, net, info, smp, name, opts, steps, prior, seed, traj
     writer, path = None, None
     keep = len(prior) if info.kind == "points" else min(len(prior), TRAJECTORY_IMAGES)
     if trajectory_dir is not None:
-        path = str(Path(trajectory_dir) / f"compare_{name}_nfe{budget}.h5")
+        path = str(Path(trajectory_dir) / f"compare_{name}_nfe{budget if budget is not None else 'adaptive'}.h5")
         attrs = {
             "config": json.dumps(cfg.to_dict()), "data_kind": info.kind, "run_dir": str(run.path), "scale": "raw",
             "sampler": name, "steps": steps, "n": keep, "seed": seed, "checkpoint": "compare", "options": opts,
@@ -273,7 +266,8 @@ def score_columns(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def format_row(row: dict[str, Any], scores: list[str]) -> str:
-    cells = [f"{row['sampler']:<14}", f"{row['nfe_budget']:>6}", f"{row['steps']:>6}", f"{row['nfe']:>6}", f"{row['wall_s']:>8.3f}"]
+    budget = "adapt" if row["nfe_budget"] is None else row["nfe_budget"]
+    cells = [f"{row['sampler']:<14}", f"{budget:>6}", f"{row['steps']:>6}", f"{row['nfe']:>6}", f"{row['wall_s']:>8.3f}"]
     cells += [f"{row.get(k, float('nan')):>10.4g}" for k in scores]
     return " ".join(cells)
 

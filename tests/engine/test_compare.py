@@ -70,6 +70,19 @@ def test_one_row_per_cell_with_the_nfe_counted_on_the_network(run, tmp_path):
     assert cells[0].points.shape == (200, 2) and cells[0].images is None
 
 
+def test_two_call_steps_count_twice_and_an_adaptive_solver_gets_one_cell(run):
+    from studio.core.registry import SAMPLERS
+
+    rows = rows_of(compare_samplers(run, ["heun", "rk45"], [4, 7], n=50, options={"rk45": {"rtol": 1e-3, "atol": 1e-3}}))
+    assert [(r["sampler"], r["nfe_budget"]) for r in rows] == [("heun", 4), ("heun", 7), ("rk45", None)]
+    method = RunDir(run).load_model()[0]
+    heun = SAMPLERS.get("heun")
+    for r in rows[:2]:  # Heun: 2 calls a step but the last, counted on the net
+        assert r["nfe"] == heun.nfe(method, r["steps"]) <= r["nfe_budget"] and r["nfe"] > r["steps"]
+    assert (rows[0]["steps"], rows[1]["steps"]) == (2, 4)
+    assert rows[2]["nfe"] > 2  # whatever dopri5 needed at that tolerance, counted
+
+
 def test_same_seed_same_numbers_other_seed_other_numbers(run):
     def figures(seed):
         rows = rows_of(compare_samplers(run, ["ancestral", "ddim"], [4], n=100, seed=seed))
