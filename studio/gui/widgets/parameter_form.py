@@ -1,4 +1,6 @@
-"""A form of editors built from a factory's signature (schedules, also plugin ones).
+"""A form of editors built from a factory's signature (schedules, also plugin ones) or
+from declared option specs (a sampler's ``option_specs()``: name, annotation, default,
+help).
 
 Each keyword parameter gets an editor chosen by its annotation and default value: a
 combo box for a ``Literal[...]`` annotation (its allowed values), a check box for bool, a
@@ -40,6 +42,19 @@ def literal_choices(factory: Callable) -> dict[str, tuple]:
     return {k: typing.get_args(v) for k, v in hints.items() if typing.get_origin(v) is typing.Literal}
 
 
+def spec_kind(annotation: Any) -> tuple[type, tuple | None, bool]:
+    """(kind, allowed values of a Literal or None, None allowed) of an option annotation
+    such as ``int``, ``float | None`` or ``Literal["posterior", "beta"]``."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return str, typing.get_args(annotation), False
+    args = typing.get_args(annotation)
+    if args and type(None) in args:  # X | None
+        rest = [a for a in args if a is not type(None)]
+        kind, choices, _ = spec_kind(rest[0]) if len(rest) == 1 else (str, None, True)
+        return kind, choices, True
+    return (annotation if isinstance(annotation, type) else str), None, False
+
+
 class ParameterForm(QWidget):
     """``values()`` reads the editors (raising a ``StudioError`` naming a bad one);
     ``edited`` fires on every change the user makes."""
@@ -52,23 +67,48 @@ class ParameterForm(QWidget):
         self.form.setContentsMargins(0, 0, 0, 0)
         self.editors: dict[str, QWidget] = {}
         self._kinds: dict[str, type] = {}
+        self._optional: set[str] = set()
+        self.defaults: dict[str, Any] = {}
 
     def build(self, factory: Callable, values: dict[str, Any], hidden: tuple[str, ...] = ()) -> None:
-        while self.form.rowCount():
-            self.form.removeRow(0)
-        self.editors.clear()
-        self._kinds.clear()
         choices = literal_choices(factory)
+        rows = []
         for name, default in signature_defaults(factory).items():
             if name in hidden:
                 continue
             value = values.get(name, None if default is inspect.Parameter.empty else default)
             kind = type(default) if default not in (inspect.Parameter.empty, None) else type(value)
-            editor = self._choice_editor(choices[name], value) if name in choices else self._editor(kind, value)
+            tip = f"{name} (default {default!r})" if default is not inspect.Parameter.empty else name
+            rows.append((name, kind, choices.get(name), False, default, value, tip))
+        self._build_rows(rows)
+
+    def build_specs(self, specs: dict[str, Any], values: dict[str, Any], hidden: tuple[str, ...] = ()) -> None:
+        """Editors for declared options (``OptionSpec(name, annotation, default, help)``)."""
+        rows = []
+        for name, spec in specs.items():
+            if name in hidden:
+                continue
+            kind, choices, optional = spec_kind(spec.annotation)
+            tip = f"{spec.help} (default {spec.default!r})" if spec.help else f"{name} (default {spec.default!r})"
+            rows.append((name, kind, choices, optional, spec.default, values.get(name, spec.default), tip))
+        self._build_rows(rows)
+
+    def _build_rows(self, rows: list[tuple]) -> None:
+        while self.form.rowCount():
+            self.form.removeRow(0)
+        self.editors.clear()
+        self._kinds.clear()
+        self._optional.clear()
+        self.defaults.clear()
+        for name, kind, choices, optional, default, value, tip in rows:
+            editor = self._choice_editor(choices, value) if choices else self._editor(kind, value)
             editor.setObjectName(name)
-            editor.setToolTip(f"{name} (default {default!r})" if default is not inspect.Parameter.empty else name)
+            editor.setToolTip(tip)
             self.editors[name] = editor
             self._kinds[name] = kind
+            self.defaults[name] = default
+            if optional:
+                self._optional.add(name)
             self.form.addRow(name, editor)
 
     def _choice_editor(self, allowed: tuple, value: Any) -> QComboBox:
@@ -131,6 +171,8 @@ class ParameterForm(QWidget):
 
     def _parse(self, name: str, text: str) -> Any:
         text = text.strip()
+        if not text and name in self._optional:
+            return None
         try:
             return float(text) if self._kinds[name] is float else json.loads(text)
         except ValueError:

@@ -1,6 +1,7 @@
-"""The viewer's forms: what to sample (run, checkpoint, weights, sampler, steps, n, seed,
-eta) and how to branch from a scrubbed step. Only samplers whose ``families`` include
-the run's method are offered."""
+"""The viewer's forms: what to sample (run, checkpoint, weights, sampler, steps, n, seed
+and the sampler's options) and how to branch from a scrubbed step. Only samplers whose
+``families`` include the run's method are offered; their option editors are built from
+``Sampler.option_specs()`` (typed declarations), so no sampler has code of its own here."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -21,7 +21,9 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core import samplers as _samplers  # noqa: F401 - registers the samplers
+from studio.core.errors import StudioError
 from studio.core.registry import SAMPLERS
+from studio.gui.widgets import ParameterForm
 
 LATEST = "latest"
 
@@ -31,7 +33,8 @@ def samplers_for(method_name: str) -> list[str]:
 
 
 class SamplerFields:
-    """Sampler combo, steps, seed and DDIM's eta: shared by the sampling and branch forms."""
+    """Sampler combo, steps, seed and the chosen sampler's options (editors from its
+    ``option_specs()``): shared by the sampling and branch forms."""
 
     def __init__(self, form: QFormLayout, steps_special: str | None = None):
         self.sampler = QComboBox()
@@ -41,16 +44,23 @@ class SamplerFields:
             self.steps.setSpecialValueText(steps_special)  # 0 shows this text
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
-        self.eta = QDoubleSpinBox()
-        self.eta.setRange(0.0, 1.0)
-        self.eta.setSingleStep(0.1)
-        self.eta.setToolTip("DDIM eta: 0 is deterministic, 1 matches ancestral noise")
+        self.option_form = ParameterForm()
         form.addRow("Sampler", self.sampler)
         form.addRow("Steps", self.steps)
         form.addRow("Seed", self.seed)
-        form.addRow("DDIM η", self.eta)
+        form.addRow(self.option_form)
         self._form = form
+        self._values: dict[str, Any] = {}
         self.sampler.currentTextChanged.connect(self._sampler_changed)
+
+    def option(self, name: str) -> QWidget | None:
+        """The editor of option ``name`` of the chosen sampler (None if it has none)."""
+        return self.option_form.editors.get(name)
+
+    def set_option_values(self, values: dict[str, Any]) -> None:
+        """Values the option editors start from (the run's ``[sample]`` options)."""
+        self._values = dict(values)
+        self._sampler_changed(self.sampler.currentText())
 
     def set_method(self, method_name: str, default: str | None = None) -> None:
         names = samplers_for(method_name)
@@ -66,13 +76,21 @@ class SamplerFields:
         self._sampler_changed(self.sampler.currentText())
 
     def _sampler_changed(self, name: str) -> None:
-        self._form.setRowVisible(self.eta, name == "ddim")
+        specs = SAMPLERS.get(name).option_specs() if name in SAMPLERS else {}
+        self.option_form.build_specs(specs, {k: v for k, v in self._values.items() if k in specs})
 
     def options(self, defaults: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The sampler options: the run's own ones for its configured sampler, plus eta."""
+        """The sampler options: ``defaults`` (the run's own, for its configured sampler)
+        and every editor whose value differs from the declared default. A bad value
+        raises a ``StudioError`` naming the option."""
         opts = dict(defaults or {})
-        if self.sampler.currentText() == "ddim":
-            opts["eta"] = float(self.eta.value())
+        try:
+            values = self.option_form.values()
+        except StudioError as e:
+            raise StudioError(str(e).replace("schedule parameter", f"{self.sampler.currentText()} option")) from None
+        for name, value in values.items():
+            if value != self.option_form.defaults.get(name) or name in opts:
+                opts[name] = value
         return opts
 
 
@@ -140,21 +158,28 @@ class SamplingForm(QWidget):
         ``[sample]`` section as defaults (``options``: those of its sampler)."""
         self.run_label.setText(str(path) if path else "no run")
         self.run_label.setToolTip(str(path) if path else "")
+        self.set_checkpoints(checkpoints)
+        self._config_sampler = sample.get("sampler")
+        self._config_options = dict(options or {})
+        if method_name:
+            self.fields.set_method(method_name, sample.get("sampler"))
+        self.fields.set_option_values(self._config_options)
+        if "steps" in sample:
+            self.fields.steps.setValue(int(sample["steps"]))
+        if "n" in sample:
+            self.n.setValue(min(int(sample["n"]), 64))  # a grid the viewer shows whole
+
+    def set_checkpoints(self, checkpoints: list[Path], keep: str | None = None) -> None:
+        """Offer these checkpoints ("latest" first, the newest); ``keep`` stays picked."""
         self.checkpoint.blockSignals(True)
         self.checkpoint.clear()
         if checkpoints:
             self.checkpoint.addItem(f"latest ({checkpoints[-1].name})", LATEST)
             for p in reversed(checkpoints):
                 self.checkpoint.addItem(p.name, str(p))
+        if keep is not None:
+            self.checkpoint.setCurrentIndex(max(0, self.checkpoint.findData(keep)))
         self.checkpoint.blockSignals(False)
-        self._config_sampler = sample.get("sampler")
-        self._config_options = dict(options or {})
-        if method_name:
-            self.fields.set_method(method_name, sample.get("sampler"))
-        if "steps" in sample:
-            self.fields.steps.setValue(int(sample["steps"]))
-        if "n" in sample:
-            self.n.setValue(min(int(sample["n"]), 64))  # a grid the viewer shows whole
 
     def checkpoint_path(self) -> str | None:
         data = self.checkpoint.currentData()

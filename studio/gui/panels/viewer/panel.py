@@ -1,5 +1,10 @@
-"""The reverse-process viewer: sample from a run, scrub through every step while the
-trajectory is still being written, step or branch from any step, export.
+"""The reverse-process viewer: a view over ``studio.session.SamplingSession``. Sample
+from a run, scrub through every step while the trajectory is still being written, step or
+branch from any step, export.
+
+The session holds the run (the one ``AppState`` names: opened anywhere, or announced by
+a training job once it started), its checkpoints (each new one offered as it lands, so a
+model can be sampled while it trains), the model and the two jobs; the panel shows them.
 
 Sampling runs ``engine.jobs.sample_job`` through a ``JobBridge`` with ``records=False``:
 the steps go to an HDF5 file (one chunk per step) and never through the event queue,
@@ -13,9 +18,7 @@ from the worker, so the next ``checkpoint()`` blocks) and each click resumes it 
 
 from __future__ import annotations
 
-import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +37,10 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.engine.config import sampler_options
 from studio.engine.events import Failed, Finished, SampleStep, Started
-from studio.engine.jobs import sample_job
 from studio.engine.runs import RunDir
 from studio.gui.job_bridge import JobBridge
-from studio.session import AppState
 from studio.gui.widgets import MessageBanner, controls_beside
+from studio.session import AppState, SamplingSession
 
 from .step_views import CompareView, ImageStepViews, PointStepView, points_bounds
 from .timeline import NAV_KEYS, Timeline
@@ -52,11 +54,10 @@ POINT_VIEW_STD = 2.8  # 2-D view: +-2.8 standard deviations of the data (points 
 
 
 class ViewerPanel(QWidget):
-    def __init__(self, state: AppState, window=None, parent=None):
+    def __init__(self, state: AppState, window=None, parent=None, session: SamplingSession | None = None):
         super().__init__(parent)
         self.state, self.window = state, window
-        self.run: RunDir | None = None
-        self.model = None  # (method, net, data_info) of the chosen checkpoint
+        self.session = session or SamplingSession(state)
         self.data: TrajectoryData | None = None  # the main trajectory
         self.branch: TrajectoryData | None = None
         self.branch_from = 0  # main step the branch starts at
@@ -65,8 +66,8 @@ class ViewerPanel(QWidget):
         self._shown: int | None = None
         self._stepping = threading.Event()  # read by the branch job on the worker
         self.compare_states: tuple[np.ndarray, np.ndarray] | None = None  # last pair shown
-        self.bridge = JobBridge(parent=self)
-        self.branch_bridge = JobBridge(parent=self)
+        self.bridge = JobBridge(parent=self, driver=self.session.main)
+        self.branch_bridge = JobBridge(parent=self, driver=self.session.branch)
 
         self.banner = MessageBanner()
         self.form = SamplingForm()
@@ -128,9 +129,22 @@ class ViewerPanel(QWidget):
         self.timeline.step_changed.connect(self.show_step)
         self.export.exported.connect(lambda p: self.banner.show_info(f"Wrote {p}"))
         self.export.failed.connect(self.banner.show_error)
-        state.run_dir_changed.connect(self.set_run_dir)
-        if state.run_dir is not None:
-            self.set_run_dir(state.run_dir)
+        self.session.run_changed.connect(self._on_run_changed)
+        self.session.open_failed.connect(self._on_open_failed)
+        self.session.checkpoints_changed.connect(self._on_checkpoints_changed)
+        if self.session.run is not None:
+            self._on_run_changed(self.session.run)
+        elif state.run_dir is not None:
+            self.session.open(state.run_dir)
+
+    # --- what the session holds ---------------------------------------------------------------
+    @property
+    def run(self) -> RunDir | None:
+        return self.session.run
+
+    @property
+    def model(self):
+        return self.session.model  # (method, net, data_info) of the chosen checkpoint
 
     # --- run and model ------------------------------------------------------------------
     def ask_run_dir(self) -> None:
@@ -139,20 +153,19 @@ class ViewerPanel(QWidget):
             self.state.set_run_dir(path)
 
     def set_run_dir(self, path: str | Path | None) -> None:
+        """Sample from this run (what File > Open run does, through the state)."""
+        self.session.open(path)
+
+    def _on_open_failed(self, path: Path, message: str) -> None:
+        self.form.set_run(Path(path), [], None, {})
+        self.banner.show_error(f"Cannot open run: {message}")
+
+    def _on_run_changed(self, run: RunDir | None) -> None:
         self.banner.clear()
-        self.run, self.model = None, None
-        if path is None:
+        if run is None:
             self.form.set_run(None, [], None, {})
             return
-        try:
-            run = RunDir(path).require()
-            cfg = run.config
-            run.data_info()
-        except StudioError as exc:
-            self.form.set_run(Path(path), [], None, {})
-            self.banner.show_error(f"Cannot open run: {exc}")
-            return
-        self.run = run
+        cfg = run.config
         method = cfg.method.get("name", "ddpm")
         self.form.set_run(run.path, run.checkpoints(), method, cfg.sample, sampler_options(cfg))
         self.branch_form.fields.set_method(method, cfg.sample.get("sampler"))
@@ -190,21 +203,30 @@ class ViewerPanel(QWidget):
 
     def refresh_checkpoints(self) -> None:
         """Checkpoints written since the run was opened (training goes on meanwhile)."""
-        if self.run is not None and len(self.run.checkpoints()) != max(0, self.form.checkpoint.count() - 1):
-            cfg = self.run.config
-            self.form.set_run(self.run.path, self.run.checkpoints(), cfg.method.get("name"), {}, None)
+        self.session.refresh_checkpoints()
+
+    def _on_checkpoints_changed(self, checkpoints: list[Path]) -> None:
+        """A new checkpoint landed: offered in the list; "latest" (the default) means it,
+        and a user's pick of a particular one is kept."""
+        picked = self.form.checkpoint_path()
+        had_none = self.form.checkpoint.count() == 0
+        self.form.set_checkpoints(checkpoints, keep=picked)
+        if had_none and checkpoints:  # the run's first checkpoint: ready to sample
+            if self.banner.level == "warning":
+                self.banner.clear()
+            self.load_model()
+        elif picked is None and not self.bridge.running:
+            self.load_model()  # "latest" moved on
 
     def load_model(self) -> bool:
         """Load the chosen weights (for the 2-D field, and to name a bad checkpoint now)."""
-        self.model = None
         if self.run is None:
             return False
         try:
-            method, net, info = self.run.load_model(self.form.weights.currentData(), path=self.form.checkpoint_path())
+            method, net, info = self.session.load_model(self.form.weights.currentData(), path=self.form.checkpoint_path())
         except (StudioError, OSError) as exc:
             self.banner.show_error(f"Cannot load the checkpoint: {exc}")
             return False
-        self.model = (method, net, info)
         if self.banner.level == "error":
             self.banner.clear()
         if info.kind == "points":
@@ -214,41 +236,27 @@ class ViewerPanel(QWidget):
             self.point_view.set_bounds(points_bounds(corners, margin=0.0))
         return True
 
-    def _trajectory_path(self, label: str, settings: dict[str, Any]) -> Path:
-        stamp = time.strftime("%Y%m%d-%H%M%S") + f"-{time.monotonic_ns() % 1_000_000:06d}"
-        name = f"viewer_{stamp}_{label}_{settings['sampler']}_seed{settings['seed']}.h5"
-        folder = self.run.samples_dir
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            return folder / name
-        except OSError:  # a read-only run (copied from elsewhere): keep it beside us
-            return Path(tempfile.mkdtemp(prefix="studio-viewer-")) / name
-
     # --- sampling -------------------------------------------------------------------------
     def start_sampling(self) -> None:
         if self.bridge.running:
             return
-        if self.run is None:
-            self.banner.show_error("Open a run first (File > Open run, or the Open… button).")
-            return
-        self.refresh_checkpoints()
-        if not self.run.checkpoints():
-            self.banner.show_error(f"Run {self.run.path} has no checkpoint in {self.run.checkpoint_dir}; train it first.")
-            return
-        if self.model is None and not self.load_model():
-            return
-        self.banner.clear()
-        self.stop_branch()
-        kwargs = self.form.job_kwargs()
-        path = self._trajectory_path("main", kwargs)
-        run_dir = self.run.path
-        self.set_data(None)
-        self._main_kwargs, self._paths["main"] = kwargs, path
         try:
-            self.bridge.start(lambda control: sample_job(run_dir, trajectory=path, control=control, records=False, **kwargs))
+            self.session.require_checkpoint()
         except StudioError as exc:
             self.banner.show_error(str(exc))
             return
+        if self.model is None and not self.load_model():
+            return
+        self.stop_branch()
+        try:
+            kwargs = self.form.job_kwargs()
+            path = self.session.start_sampling(kwargs)  # bad input is named here, nothing written
+        except StudioError as exc:
+            self.banner.show_error(str(exc))
+            return
+        self.banner.clear()
+        self.set_data(None)
+        self._main_kwargs, self._paths["main"] = kwargs, path
         self.form.set_running(True)
         self._poll.start()
 
@@ -337,14 +345,6 @@ class ViewerPanel(QWidget):
             super().keyPressEvent(event)
 
     # --- step mode and branches -----------------------------------------------------------
-    def _remaining_grid(self, k: int) -> int:
-        s = self.data.settings
-        steps = int(s.get("steps") or self.data.total)
-        if s.get("sampler") == "langevin":  # records = levels * n_steps_each (+ denoise)
-            each = int(s.get("options", {}).get("n_steps_each", 10))
-            return steps - k // each
-        return steps - k
-
     def start_branch(self, stepping: bool) -> None:
         """Step mode: one step per call; otherwise run the branch to its end."""
         if self.branch_bridge.running:  # the paused step-mode job: go on
@@ -358,24 +358,16 @@ class ViewerPanel(QWidget):
             return
         k = self.timeline.step
         step = data.step(k)
-        try:
-            kwargs = self.branch_form.job_kwargs(self._remaining_grid(k), data.settings)
+        x_init, t_start = step["x_t"].astype(np.float32), float(step["t"])
+        self._stepping.set() if stepping else self._stepping.clear()
+        try:  # the sampler says how many grid points continue its grid from record k
+            kwargs = self.branch_form.job_kwargs(self.session.branch_steps(data.settings, k), data.settings)
+            path = self.session.start_branch(self._main_kwargs or data.settings, k, x_init, t_start, kwargs, gate=self._gated)
         except StudioError as exc:
             self.banner.show_error(str(exc))
             return
-        path = self._trajectory_path(f"branch{k}", kwargs)
-        run_dir, main = self.run.path, self._main_kwargs
-        x_init, t_start = step["x_t"].astype(np.float32), float(step["t"])
         self._set_branch(None)
         self.branch_from, self._paths["branch"] = k, path
-        self._stepping.set() if stepping else self._stepping.clear()
-
-        def factory(control):
-            job = sample_job(run_dir, trajectory=path, control=control, t_start=t_start, x_init=x_init,
-                             checkpoint=main.get("checkpoint", "ema"), checkpoint_path=main.get("checkpoint_path"), **kwargs)
-            return self._gated(job, control)
-
-        self.branch_bridge.start(factory)
         self.banner.clear()
         self.branch_form.cancel_button.setEnabled(True)
         self.branch_form.status.setText(f"Branch from step {k} (t = {t_start:.4f}) with {kwargs['sampler']}, "
