@@ -125,7 +125,7 @@ def shoot_viewer(app, window, state, shot, runs: Path) -> None:
     a branch compared; the runs are trained here with the quick presets (~20 s)."""
     from studio.engine.jobs import train_job
 
-    configs = Path(__file__).resolve().parent.parent / "studio" / "resources" / "configs"
+    configs = Path(__file__).resolve().parent.parent / "resources" / "configs"
     viewer = window.panel("viewer")
     window.raise_panel("viewer")
     for name, config, train_steps, steps, n in (("digits", "quick_digits.toml", 300, 100, 64), ("toy", "quick_toy.toml", 800, 100, 400)):

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-CONFIGS = Path(__file__).resolve().parents[1] / "studio" / "resources" / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "resources" / "configs"
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -1,4 +1,5 @@
-"""The configs shipped with the studio (``studio/resources/configs``), by name.
+"""The configs shipped with the studio (``resources/configs``, the package data
+``studio.resources``), by name.
 
 ``diffusion-studio train ddpm_toy`` and the app's preset list both read them from here,
 so a user never needs to know where the package is installed.
@@ -6,11 +7,14 @@ so a user never needs to know where the package is installed.
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from ..core.errors import UnknownNameError
 
-PRESET_DIR = Path(__file__).resolve().parents[1] / "resources" / "configs"
+RESOURCES = Path(str(resources.files("studio.resources")))  # a folder on disk, installed or editable
+PRESET_DIR = RESOURCES / "configs"
+APP_ICON = RESOURCES / "icons" / "diffusion-studio.png"
 
 
 def presets() -> dict[str, Path]:

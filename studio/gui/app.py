@@ -63,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("Diffusion Studio")
     app.setOrganizationName("DiffusionStudio")
+    from PySide6.QtGui import QIcon
+
+    from studio.engine.presets import APP_ICON
+
+    app.setWindowIcon(QIcon(str(APP_ICON)))  # every window of the app, the main one too
     run_dir = Path(args.run_dir) if args.run_dir else None
     if run_dir is not None and not run_dir.is_dir():
         print(f"diffusion-studio: run directory not found: {run_dir}", file=sys.stderr)

@@ -11,7 +11,7 @@ from studio.engine.config import load_config
 from studio.engine.events import Finished
 from studio.engine.jobs import sample_job, train_job
 
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "studio" / "resources" / "configs").glob("*.toml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "resources" / "configs").glob("*.toml"))
 
 
 def test_a_config_per_family_and_data():

@@ -14,7 +14,7 @@ import pytest
 
 from studio.engine.runs import RunDir
 
-CONFIG = Path(__file__).resolve().parents[2] / "studio" / "resources" / "configs" / "quick_toy.toml"
+CONFIG = Path(__file__).resolve().parents[2] / "resources" / "configs" / "quick_toy.toml"
 
 
 @pytest.mark.slow

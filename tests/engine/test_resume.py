@@ -15,7 +15,7 @@ import pytest
 
 from studio.engine.runs import RunDir
 
-CONFIG = Path(__file__).resolve().parents[2] / "studio" / "resources" / "configs" / "quick_toy.toml"
+CONFIG = Path(__file__).resolve().parents[2] / "resources" / "configs" / "quick_toy.toml"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 

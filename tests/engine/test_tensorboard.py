@@ -19,7 +19,7 @@ from studio.engine.export import scatter_image
 from studio.engine.tensorboard_sink import loss_by_level_histogram
 from studio.engine.trainer import train_job
 
-CONFIGS = Path(__file__).resolve().parents[2] / "studio" / "resources" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "resources" / "configs"
 
 
 def tiny_config(tensorboard: bool = True) -> dict:

@@ -13,7 +13,7 @@ import numpy as np
 from studio.engine.trainer import train_job
 from studio.session.runs import RunsSession
 
-CONFIGS = Path(__file__).resolve().parents[2] / "studio" / "resources" / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "resources" / "configs"
 
 
 def tiny(lr: float) -> dict:

@@ -3,7 +3,7 @@
 The form edits the sections of a CLI config (DESIGN.md 3) and nothing else, so a config
 built here runs unchanged with ``diffusion-studio train`` on a server. ``config()``
 checks it with ``engine.config.parse_config`` (errors name ``[section] key``); presets
-come from ``studio/resources/configs``; TOML save and load go through
+come from ``resources/configs`` (engine.presets); TOML save and load go through
 ``Config.to_toml`` / ``load_config``. Keys the form has no editor for (warm-up,
 gradient clipping, the ``[sample]`` section ...) are kept as loaded.
 
@@ -100,7 +100,7 @@ class TrainingForm(QWidget):
         self.preset.addItem("(choose a preset)", None)
         for name, path in presets().items():
             self.preset.addItem(name, str(path))
-        self.preset.setToolTip("Load a config from studio/resources/configs (data and schedule included)")
+        self.preset.setToolTip("Load a shipped config (resources/configs: data and schedule included)")
 
         self.method = QComboBox()
         for name in METHODS.names():
