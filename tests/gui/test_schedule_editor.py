@@ -216,8 +216,9 @@ def test_diagnostics_closed_forms(state):
 
 
 def test_export_png(editor, tmp_path):
-    (path,) = editor.export_plots(tmp_path)
-    assert path.stat().st_size > 1000
+    paths = editor.export_plots(tmp_path)
+    assert [p.name for p in paths] == ["schedule_plots.png", "schedule_log_snr.png"]
+    assert all(p.stat().st_size > 1000 for p in paths)
 
 
 def test_slider_redraws_the_preview_at_its_t(editor, qtbot):

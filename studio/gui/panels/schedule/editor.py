@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -46,6 +47,8 @@ from .forward_preview import ForwardPreview
 from studio.gui.widgets import ParameterForm
 from .diagnostics import diagnose
 from .plots import SchedulePlots
+from .advisor_box import AdvisorBox
+from .lambda_view import LambdaView
 
 CUSTOM = "custom"
 EDIT_DELAY_MS = 150  # typing in a parameter recomputes once the user pauses
@@ -104,6 +107,8 @@ class ScheduleEditor(QWidget):
             self.diag_labels[key].setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             diag_form.addRow(text, self.diag_labels[key])
         self.warnings = MessageBanner()
+        self.lambda_view = LambdaView(state)  # the log-SNR view (tab beside the plots against t)
+        diag_form.addRow("training in λ bands", self.lambda_view.bands_label)
         diag_form.addRow(self.warnings)
 
         left = QWidget()
@@ -130,6 +135,8 @@ class ScheduleEditor(QWidget):
         col.addWidget(self.train_button)
         col.addWidget(self.train_label)
         col.addWidget(diag_box)
+        self.advisor = AdvisorBox(state, self._selected_schedule, self.select)
+        col.addWidget(self.advisor)
         col.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(left)
@@ -146,7 +153,10 @@ class ScheduleEditor(QWidget):
         plots_box = QWidget()
         pcol = QVBoxLayout(plots_box)
         pcol.setContentsMargins(0, 0, 0, 0)
-        pcol.addWidget(self.plots, 1)
+        self.views = QTabWidget()
+        self.views.addTab(self.plots, "against t")
+        self.views.addTab(self.lambda_view, "on the log-SNR axis: density, weighting, grid")
+        pcol.addWidget(self.views, 1)
         pcol.addWidget(self.readout)
         preview_box = QGroupBox("Forward process q(x_t | x_0): same noise at every t")
         QVBoxLayout(preview_box).addWidget(self.preview)
@@ -250,6 +260,10 @@ class ScheduleEditor(QWidget):
         self._build_form(sched)
         self.banner.clear()
         self._show_selected(entry)
+        self.lambda_view.set_selected(index)
+
+    def _selected_schedule(self):
+        return self.state.schedules[self.current].schedule if 0 <= self.current < len(self.state.schedules) else None
 
     def _build_form(self, sched: Schedule) -> None:
         if sched.family in SCHEDULES:
@@ -389,7 +403,8 @@ class ScheduleEditor(QWidget):
 
     def export_plots(self, folder: str | Path) -> list[Path]:
         """Main window's File > Export plots: the linked plots as one PNG."""
-        return [self.plots.export_png(Path(folder) / "schedule_plots.png")]
+        return [self.plots.export_png(Path(folder) / "schedule_plots.png"),
+                self.lambda_view.export_png(Path(folder) / "schedule_log_snr.png")]
 
     def _ask_load(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Load schedule", "", "Schedule JSON (*.json)")
