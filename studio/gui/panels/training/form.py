@@ -103,13 +103,10 @@ class TrainingForm(QWidget):
         self.preset.setToolTip("Load a shipped config (resources/configs: data and schedule included)")
 
         self.method = QComboBox()
-        for name in METHODS.names():
-            self.method.addItem(name, name)
         self.method_form = ParameterForm()
         self.network = QComboBox()
-        for name in NETWORKS.names():
-            self.network.addItem(name, name)
         self.network_form = ParameterForm()
+        self._fill_names()
         self.data_label = QLabel()
         self.schedule_label = QLabel()
         for label in (self.data_label, self.schedule_label):
@@ -164,6 +161,7 @@ class TrainingForm(QWidget):
         self.device.activated.connect(self._changed)
         state.dataset_changed.connect(self._on_dataset_changed)
         state.training_schedule_changed.connect(self.use_schedule)
+        state.plugins_changed.connect(self._on_plugins_changed)
 
         self._set_method(self.method.currentData() or "ddpm", {})
         self._set_network(self._default_network(), {})
@@ -193,6 +191,24 @@ class TrainingForm(QWidget):
                 self.schedule, self.schedule_error = {}, str(e)
         self._show_schedule()
         self._changed()
+
+    def _fill_names(self) -> bool:
+        """Every registered method and network (plugins' too) in the two lists, keeping
+        the choices; False when a chosen one is gone (its plugin was unloaded)."""
+        kept = True
+        for combo, registry in ((self.method, METHODS), (self.network, NETWORKS)):
+            current = combo.currentData()
+            combo.clear()
+            for name in registry.names():
+                combo.addItem(name, name)
+            combo.setCurrentIndex(max(0, combo.findData(current)))
+            kept = kept and (current is None or combo.currentData() == current)
+        return kept
+
+    def _on_plugins_changed(self, *_: object) -> None:
+        if not self._fill_names():
+            self._set_method(self.method.currentData(), {})
+            self._set_network(self._default_network(), {})
 
     def _default_network(self) -> str:
         kind = getattr(self.state.dataset, "kind", "points")
