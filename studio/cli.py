@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n", type=int)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="samples .npz (default: RUN_DIR/samples/samples.npz)")
-    s.add_argument("--grid", help="sample grid PNG (a scatter plot for 2-D points)")
+    s.add_argument("--grid", help="sample grid PNG (2-D points: a plot of the samples over the held-out data)")
     s.add_argument("--strip", help="denoising strip PNG (8 steps of 8 samples)")
     s.add_argument("--trajectory", help="trajectory HDF5, written step by step")
     s.add_argument("--gif", help="animated GIF of the reverse process")
@@ -247,7 +247,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
         if info.kind == "images":
             export.save_grid_png(result["images"], args.grid, scale=max(1, 64 // max(info.shape[1:])), metadata=meta)
         else:
-            export.save_scatter_png(samples, args.grid, bounds=bounds, metadata=meta)
+            from .engine.evaluate import held_out_split
+
+            held = held_out_split(run.config)  # the plot draws the samples over it, in grey
+            title = f"{result['sampler']}, {result['steps']} steps, seed {result['seed']}"
+            export.save_points_png(samples[:, :2], args.grid, reference=held.to_raw(held.data)[:, :2], title=title, metadata=meta)
         written.append(args.grid)
     if args.strip:
         if info.kind != "images":

@@ -169,6 +169,28 @@ def make_schedule(family: str, **params: Any) -> Schedule:
 # ==================================================================================
 
 
+def _check_log_snr_steps(lam: Tensor, betas: Tensor, allow_last_inf: bool) -> None:
+    """Betas in (0, 1) are not enough in float64: large ones over many steps make
+    alpha_bar underflow to 0 (log-SNR -inf long before the end, every later step is pure
+    noise and 1/alpha_t overflows in the samplers), tiny ones leave alpha_bar unchanged
+    (log-SNR flat, two steps at one noise level). Both are refused, naming the step."""
+    body = lam[:-1] if allow_last_inf else lam
+    bad = ~torch.isfinite(body)
+    if bad.any():
+        i = int(bad.nonzero()[0])
+        raise ScheduleError(
+            f"log-SNR reaches {float(body[i])} at step {i + 1} of {len(lam)} (alpha_bar underflows to 0 with "
+            f"beta = {float(betas[i]):.6g} there); lower beta_end or steps"
+        )
+    flat = ~(lam[1:] < lam[:-1])
+    if flat.any():
+        i = int(flat.nonzero()[0]) + 1
+        raise ScheduleError(
+            f"log-SNR must be strictly decreasing: step {i + 1} has log-SNR {float(lam[i]):.6g}, not below "
+            f"{float(lam[i - 1]):.6g} of step {i} (beta[{i}] = {float(betas[i]):.3g} leaves alpha_bar unchanged in float64)"
+        )
+
+
 class DiscreteSchedule(Schedule):
     """A DDPM schedule given by its betas (Ho et al. 2020, section 2)."""
 
@@ -211,6 +233,7 @@ class DiscreteSchedule(Schedule):
             "posterior_mean_coef2", (1.0 - alpha_bar_prev) * alphas.sqrt() / (1.0 - alpha_bar), persistent=False
         )
         lam = torch.log(alpha_bar) - torch.log1p(-alpha_bar)
+        _check_log_snr_steps(lam, betas, allow_last_inf=bool(params.get("zero_terminal_snr")))
         self.register_buffer("log_snr_steps", lam, persistent=False)
 
     def params(self) -> dict[str, Any]:
@@ -485,6 +508,9 @@ def pchip_slopes(x: Tensor, y: Tensor) -> Tensor:
     return d
 
 
+MIN_POINT_GAP = 1e-6  # closer control points make the cubic's slopes overflow (NaN log-SNR)
+
+
 class CustomSchedule(Schedule):
     """Variance-preserving schedule whose log-SNR passes through user control points
     ``(t_k, lambda_k)``, joined by a monotone cubic (PCHIP), so it stays strictly
@@ -507,8 +533,9 @@ class CustomSchedule(Schedule):
         if t[0] != 0.0 or t[-1] != 1.0:
             raise ScheduleError(f"control points must start at t = 0 and end at t = 1, got t = {float(t[0])} .. {float(t[-1])}")
         for k in range(1, len(pts)):
-            if not t[k] > t[k - 1]:
-                raise ScheduleError(f"control point {k}: t = {float(t[k])} must be > t = {float(t[k - 1])} of point {k - 1}")
+            if not t[k] >= t[k - 1] + MIN_POINT_GAP:
+                raise ScheduleError(f"control point {k}: t = {float(t[k])} must be at least {MIN_POINT_GAP} above "
+                                    f"t = {float(t[k - 1])} of point {k - 1}")
             if not lam[k] < lam[k - 1]:
                 raise ScheduleError(
                     f"log-SNR must be strictly decreasing: control point {k} has log_snr = {float(lam[k])} "

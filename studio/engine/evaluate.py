@@ -47,9 +47,14 @@ def held_out_data(cfg: Any) -> torch.Tensor:
     """The run's held-out split (model range), the reference for its quality figures:
     the split training left out (``[data] held_out``, seeded by ``[train] seed``), or
     every item when nothing was held out."""
+    return held_out_split(cfg).data
+
+
+def held_out_split(cfg: Any) -> Any:
+    """:func:`held_out_data` as a Dataset (its ``to_raw`` gives the data's own scale)."""
     dataset = load_data(cfg)
     held = cfg.data.get("held_out", 0.1)
-    return dataset.split(held, seed=cfg.train.get("seed", 0))[1].data if held > 0 else dataset.data
+    return dataset.split(held, seed=cfg.train.get("seed", 0))[1] if held > 0 else dataset
 
 
 def evaluate(

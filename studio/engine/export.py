@@ -159,8 +159,104 @@ def save_scatter_png(points: Any, path: str | Path, size: int = 512, bounds=None
     return _save_png(_pil(scatter_image(points, size, bounds)), path, metadata)
 
 
+# -- 2-D points as a plot: axes, the held-out data in grey under the samples ------------
+
+SAMPLE_COLOR, REFERENCE_COLOR = (31, 119, 180), (175, 175, 175)
+
+
+def nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
+    """Round tick values (1, 2 or 5 times a power of ten apart) inside [lo, hi]."""
+    span = max(hi - lo, 1e-12)
+    raw = span / max(target, 1)
+    power = 10.0 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.ceil(lo / step) * step
+    return [round(first + k * step, 12) for k in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def plot_bounds(*clouds: Any, margin: float = 0.06) -> tuple[float, float, float, float]:
+    """A square view (equal units on both axes) holding the 0.5-99.5 % range of the clouds,
+    so a few far-off samples do not shrink the distribution to a dot."""
+    p = np.concatenate([np.asarray(c, dtype=np.float64).reshape(-1, 2) for c in clouds if c is not None and len(c)])
+    p = p[np.isfinite(p).all(1)]
+    if not len(p):
+        return (-1.0, 1.0, -1.0, 1.0)
+    lo, hi = np.percentile(p, 0.5, axis=0), np.percentile(p, 99.5, axis=0)
+    mid, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * (1 + 2 * margin), 1e-6)
+    return (mid[0] - half, mid[0] + half, mid[1] - half, mid[1] + half)
+
+
+def points_plot(samples: Any, reference: Any = None, size: int = 1200, bounds=None, title: str = "",
+                labels: tuple[str, str] = ("x[0]", "x[1]")) -> np.ndarray:
+    """A scatter plot of 2-D ``samples`` over ``reference`` points (the held-out data) in
+    grey, with ticked axes, a legend with the counts (and how many samples fall outside
+    the view) and an optional title; uint8 (size, size, 3). Dots and text scale with
+    ``size`` so the figure reads at any resolution."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    s = np.asarray(samples, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] != 2:
+        raise DataError(f"a points plot needs samples (N, 2), got shape {s.shape}")
+    ref = None if reference is None else np.asarray(reference, dtype=np.float64).reshape(-1, 2)
+    x0, x1, y0, y1 = bounds or plot_bounds(s, ref)
+    k = size / 1000.0  # everything is laid out for 1000 px and scaled
+    font = ImageFont.load_default(size=max(10, int(22 * k)))
+    small = ImageFont.load_default(size=max(9, int(18 * k)))
+    img = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(img)
+    left, top, right, bottom = int(140 * k), int(70 * k), size - int(30 * k), size - int(90 * k)
+    side = min(right - left, bottom - top)  # a square plot area: equal units on both axes
+    right, bottom = left + side, top + side
+
+    def px(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (left + (p[:, 0] - x0) / (x1 - x0) * side, bottom - (p[:, 1] - y0) / (y1 - y0) * side)
+
+    def dots(p: np.ndarray, color: tuple[int, int, int], r: float) -> int:
+        p = p[np.isfinite(p).all(1)]
+        u, v = px(p)
+        inside = (u >= left) & (u <= right) & (v >= top) & (v <= bottom)
+        for a, b in zip(u[inside], v[inside]):
+            draw.ellipse([a - r, b - r, a + r, b + r], fill=color)
+        return int((~inside).sum())
+
+    for t in nice_ticks(x0, x1):  # grid lines and tick labels
+        u = left + (t - x0) / (x1 - x0) * side
+        draw.line([u, top, u, bottom], fill=(236, 236, 236), width=max(1, int(k)))
+        draw.line([u, bottom, u, bottom + 8 * k], fill="black", width=max(1, int(2 * k)))
+        draw.text((u, bottom + 12 * k), f"{t:g}", fill="black", font=small, anchor="mt")
+    for t in nice_ticks(y0, y1):
+        v = bottom - (t - y0) / (y1 - y0) * side
+        draw.line([left, v, right, v], fill=(236, 236, 236), width=max(1, int(k)))
+        draw.line([left - 8 * k, v, left, v], fill="black", width=max(1, int(2 * k)))
+        draw.text((left - 12 * k, v), f"{t:g}", fill="black", font=small, anchor="rm")
+    if ref is not None and len(ref):
+        dots(ref, REFERENCE_COLOR, 2.6 * k)
+    outside = dots(s, SAMPLE_COLOR, 3.0 * k)
+    draw.rectangle([left, top, right, bottom], outline="black", width=max(1, int(2 * k)))
+    draw.text(((left + right) / 2, bottom + 50 * k), labels[0], fill="black", font=font, anchor="mt")
+    draw.text((24 * k, (top + bottom) / 2), labels[1], fill="black", font=font, anchor="lm")
+    if title:
+        draw.text(((left + right) / 2, top - 22 * k), title, fill="black", font=font, anchor="mb")
+    legend = [(SAMPLE_COLOR, f"samples ({len(s):,}" + (f", {outside:,} outside the view)" if outside else ")"))]
+    if ref is not None and len(ref):
+        legend.append((REFERENCE_COLOR, f"held-out data ({len(ref):,})"))
+    for row, (color, text) in enumerate(legend):
+        y = top + (22 + 30 * row) * k
+        draw.ellipse([left + 16 * k, y - 7 * k, left + 30 * k, y + 7 * k], fill=color)
+        draw.text((left + 40 * k, y), text, fill="black", font=small, anchor="lm")
+    return np.asarray(img)
+
+
+def save_points_png(samples: Any, path: str | Path, reference: Any = None, size: int = 1200, bounds=None,
+                    title: str = "", metadata: dict[str, Any] | None = None) -> Path:
+    """:func:`points_plot` as a PNG (with ``metadata`` as text chunks)."""
+    return _save_png(_pil(points_plot(samples, reference, size, bounds, title)), path, metadata)
+
+
 EXPORTERS.register("samples_npz", save_samples_npz, description="Samples as NumPy .npz (key 'samples')", suffix=".npz")
 EXPORTERS.register("grid_png", save_grid_png, description="Sample grid PNG", suffix=".png", kind="images")
 EXPORTERS.register("strip_png", save_strip_png, description="Denoising strip PNG", suffix=".png", kind="images")
 EXPORTERS.register("gif", save_gif, description="Animated GIF of the reverse process", suffix=".gif")
 EXPORTERS.register("scatter_png", save_scatter_png, description="2-D scatter PNG", suffix=".png", kind="points")
+EXPORTERS.register("points_png", save_points_png, description="2-D samples plot over the held-out data (axes, legend)",
+                   suffix=".png", kind="points")

@@ -16,7 +16,7 @@ from PySide6.QtCore import Qt
 
 from studio.engine.config import parse_config
 from studio.engine.events import Failed, Finished
-from studio.engine.export import as_uint8_nhwc, make_grid
+from studio.engine.export import REFERENCE_COLOR, SAMPLE_COLOR, as_uint8_nhwc, make_grid
 from studio.engine.jobs import train_job
 from studio.engine.trajectory import TrajectoryReader
 from studio.gui.panels.viewer.step_views import FIELD_GRID, display_images
@@ -288,11 +288,18 @@ def test_every_export_reads_back(qtbot, panel, digits_run, tmp_path):
 
 
 def test_points_exports(qtbot, panel, toy_run, tmp_path):
+    panel.state.set_run_dir(toy_run)
+    assert panel.form.n.value() >= 1000  # points: enough samples to show the distribution
     reader = sample(qtbot, panel, toy_run, steps=10, n=100)
     ex = panel.export
     ex.scale.setValue(1)
-    size, text = _png_text(ex.export_to("grid_png", tmp_path / "scatter.png"))
-    assert size == (384, 384) and text["seed"] == "0"
+    # the "grid" of points is a plot with axes: the samples over the held-out data in grey
+    out = ex.export_to("grid_png", tmp_path / "scatter.png")
+    size, text = _png_text(out)
+    assert size == (1200, 1200) and text["seed"] == "0"
+    pixels = np.asarray(Image.open(out).convert("RGB"))
+    for colour in (SAMPLE_COLOR, REFERENCE_COLOR):
+        assert (pixels == np.array(colour, np.uint8)).all(-1).sum() > 500
     size, _ = _png_text(ex.export_to("strip_png", tmp_path / "strip.png"))
     assert size[1] == 384 + 4 and size[0] > 3 * 384  # 8 steps + final, side by side
     ex.gif_frames.setValue(4)

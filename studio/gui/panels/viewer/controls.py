@@ -26,6 +26,7 @@ from studio.core.registry import SAMPLERS
 from studio.gui.widgets import ParameterForm
 
 LATEST = "latest"
+POINTS_N = 2000  # samples drawn by default for 2-D data: enough to show the distribution
 
 
 def samplers_for(method_name: str) -> list[str]:
@@ -153,9 +154,10 @@ class SamplingForm(QWidget):
         self._config_options: dict[str, Any] = {}
 
     def set_run(self, path: Path | None, checkpoints: list[Path], method_name: str | None, sample: dict[str, Any],
-                options: dict[str, Any] | None = None) -> None:
+                options: dict[str, Any] | None = None, points: bool = False) -> None:
         """Fill the form from a run: its checkpoints, the samplers of its method and its
-        ``[sample]`` section as defaults (``options``: those of its sampler)."""
+        ``[sample]`` section as defaults (``options``: those of its sampler). ``points``:
+        2-D data, whose sample count defaults to POINTS_N (a distribution, not 64 dots)."""
         self.run_label.setText(str(path) if path else "no run")
         self.run_label.setToolTip(str(path) if path else "")
         self.set_checkpoints(checkpoints)
@@ -166,7 +168,9 @@ class SamplingForm(QWidget):
         self.fields.set_option_values(self._config_options)
         if "steps" in sample:
             self.fields.steps.setValue(int(sample["steps"]))
-        if "n" in sample:
+        if points:
+            self.n.setValue(max(int(sample.get("n", 0)), POINTS_N))
+        elif "n" in sample:
             self.n.setValue(min(int(sample["n"]), 64))  # a grid the viewer shows whole
 
     def set_checkpoints(self, checkpoints: list[Path], keep: str | None = None) -> None:

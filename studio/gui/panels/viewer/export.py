@@ -18,8 +18,8 @@ from studio.engine.export import (
     make_grid,
     save_gif,
     save_grid_png,
+    save_points_png,
     save_samples_npz,
-    save_scatter_png,
     save_strip_png,
     scatter_image,
 )
@@ -83,10 +83,30 @@ def _frames(data: TrajectoryData, states: list[np.ndarray], rows: int | None, pa
 
 
 def export_grid(data: TrajectoryData, path: Path, rows: int | None = None, padding: int = 2, scale: int = 1) -> Path:
+    """Images: the grid of samples. 2-D points: a plot with axes of the samples over the
+    run's held-out data in grey (engine.export.save_points_png), 1200 px."""
     samples = _need_samples(data)
     if data.kind == "points":
-        return save_scatter_png(samples[:, :2], path, size=SCATTER_SIZE * max(1, scale), metadata=data.metadata())
+        meta = data.metadata()
+        title = ", ".join(f"{k} {meta[k]}" for k in ("sampler", "steps", "seed") if meta.get(k) is not None)
+        return save_points_png(samples[:, :2], path, reference=held_out_points(data), title=title, metadata=meta)
     return save_grid_png(samples, path, rows=rows, padding=padding, scale=scale, metadata=data.metadata())
+
+
+def held_out_points(data: TrajectoryData) -> np.ndarray | None:
+    """The held-out data of the run the trajectory came from, in raw scale (None when its
+    config cannot rebuild it, e.g. a data file that has moved)."""
+    import tomllib
+
+    from studio.core.errors import StudioError
+    from studio.engine.config import parse_config
+    from studio.engine.evaluate import held_out_split
+
+    try:
+        held = held_out_split(parse_config(tomllib.loads(data.config_toml())))
+    except (StudioError, OSError, tomllib.TOMLDecodeError):
+        return None
+    return held.to_raw(held.data)[:, :2] if held.kind == "points" else None
 
 
 def export_strip(data: TrajectoryData, path: Path, steps: list[int], n_samples: int = 8, padding: int = 2, scale: int = 1) -> Path:

@@ -167,7 +167,7 @@ class ViewerPanel(QWidget):
             return
         cfg = run.config
         method = cfg.method.get("name", "ddpm")
-        self.form.set_run(run.path, run.checkpoints(), method, cfg.sample, sampler_options(cfg))
+        self.form.set_run(run.path, run.checkpoints(), method, cfg.sample, sampler_options(cfg), points=run_holds_points(run))
         self.branch_form.fields.set_method(method, cfg.sample.get("sampler"))
         self.image_views.set_score_visible(method == "ncsn")
         if not run.checkpoints():
@@ -459,3 +459,11 @@ class ViewerPanel(QWidget):
         if self.data is not None:
             self.data.close()
             self.data = None
+
+
+def run_holds_points(run: RunDir) -> bool:
+    """Whether the run trains on points (its data.json, written when training starts)."""
+    try:
+        return run.data_info().kind == "points"
+    except StudioError:
+        return False
