@@ -127,11 +127,13 @@ def _histogram(levels: np.ndarray, bins: int | None) -> NoiseLevelDensity:
     return NoiseLevelDensity(0.5 * (edges[1:] + edges[:-1]), density, "histogram", edges, levels)
 
 
-def density_at(schedule: Schedule, log_snr: np.ndarray | Tensor) -> np.ndarray:
+def density_at(schedule: Schedule, log_snr: np.ndarray | Tensor, continuous: bool = False) -> np.ndarray:
     """p(lambda) at the given lambdas, 0 outside the schedule's range. Discrete
-    schedules: the piecewise-constant density of their histogram (``log_snr_density``)."""
+    schedules: the piecewise-constant density of their histogram (``log_snr_density``),
+    unless ``continuous`` (an objective drawing t ~ U(0, 1) on the schedule's
+    interpolated log-SNR, as VDM does on a DDPM schedule)."""
     lam = np.asarray(log_snr, dtype=np.float64)
-    levels = training_levels(schedule)
+    levels = None if continuous else training_levels(schedule)
     if levels is not None:
         hist = _histogram(levels.numpy(), None)
         if hist.edges is None or len(hist.edges) < 2:
@@ -140,7 +142,9 @@ def density_at(schedule: Schedule, log_snr: np.ndarray | Tensor) -> np.ndarray:
         k[lam == hist.edges[-1]] = len(hist.density) - 1
         inside = (k >= 0) & (k < len(hist.density))
         return np.where(inside, hist.density[np.clip(k, 0, len(hist.density) - 1)], 0.0)
-    lo, hi = log_snr_range(schedule)
+    with torch.no_grad():
+        ends = schedule.log_snr(torch.tensor([1.0, 0.0], dtype=_schedule_dtype(schedule))).double()
+    lo, hi = float(ends[0]), float(ends[1])
     t = time_at_log_snr(schedule, lam)
     slope = log_snr_slope(schedule, t).numpy()
     with np.errstate(divide="ignore"):

@@ -45,13 +45,16 @@ WeightFn = Callable[[np.ndarray, Schedule], np.ndarray]
 @dataclass(frozen=True)
 class Weighting:
     """One objective's weight on the lambda axis; ``density`` is the objective's own
-    noise-level density where it does not draw t ~ U(0, 1) on the schedule (EDM)."""
+    noise-level density where it does not draw t ~ U(0, 1) on the schedule (EDM);
+    ``continuous_time``: it draws t ~ U(0, 1) even on a DDPM schedule's interpolated
+    log-SNR (VDM), so its density there is 1 / |dlambda/dt|, not the steps' histogram."""
 
     name: str
     label: str
     source: str
     weight: WeightFn
     density: Callable[[np.ndarray], np.ndarray] | None = None
+    continuous_time: bool = False
 
 
 def eps_mse_weight(lam: np.ndarray, schedule: Schedule) -> np.ndarray:
@@ -88,7 +91,7 @@ BUILTIN = {
         Weighting("eps_mse", "eps-MSE (L_simple)", "Ho et al. 2020, eq. 14", eps_mse_weight),
         Weighting("x0_mse", "x0-MSE", "Kingma & Gao 2023, table 1", x0_mse_weight),
         Weighting("v_mse", "v-MSE", "Salimans & Ho 2022", v_mse_weight),
-        Weighting("vdm_elbo", "VDM ELBO", "Kingma et al. 2021, eq. 17", vdm_elbo_weight),
+        Weighting("vdm_elbo", "VDM ELBO", "Kingma et al. 2021, eq. 17", vdm_elbo_weight, continuous_time=True),
         Weighting("ncsn_dsm", "NCSN sigma^2 DSM", "Song & Ermon 2019, eq. 6", ncsn_dsm_weight),
     )
 }
@@ -199,7 +202,7 @@ def training_density(schedule: Schedule, weighting: Weighting, lam: np.ndarray) 
     the schedule's p(lambda)."""
     if weighting.density is not None:
         return weighting.density(lam)
-    return density_at(schedule, lam)
+    return density_at(schedule, lam, continuous=weighting.continuous_time)
 
 
 def effective_weight(schedule: Schedule, weighting: Weighting, lam: np.ndarray) -> np.ndarray:

@@ -222,3 +222,15 @@ def test_edm_plugin_weighting_is_found_and_matches_its_loss():
         np.testing.assert_allclose(counts / 4096, w.density(centres) * 1.0, atol=0.012)
     finally:
         unload_plugins()
+
+
+def test_vdm_on_a_ddpm_schedule_draws_continuous_time():
+    """VDM draws t ~ U(0, 1) on a DDPM schedule's interpolated log-SNR: its effective
+    weight is 1/2 there too, where eps-MSE (DDPM's own draws of the T steps) follows
+    the histogram of the steps."""
+    sched = make_schedule("cosine", steps=200)
+    lam = np.linspace(-8, 8, 41)
+    np.testing.assert_allclose(W.effective_weight(sched, W.BUILTIN["vdm_elbo"], lam), 0.5, rtol=1e-6)
+    from studio.core.noise_levels import density_at
+
+    np.testing.assert_allclose(W.effective_weight(sched, W.BUILTIN["eps_mse"], lam), density_at(sched, lam))

@@ -71,6 +71,7 @@ class LambdaPlots(pg.GraphicsLayoutWidget):
             p.setMenuEnabled(False)
             if p is not self.density:
                 p.setLogMode(y=True)
+                p.getAxis("left").setStyle(maxTextLevel=0)  # decade labels only: minor ones overlap
         self.density_legend = self.density.addLegend(offset=(-8, 8), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 220))
         self.weight_legend = self.weight.addLegend(offset=(-8, 8), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 220))
         self.ticks = self.density.plot(pen=pg.mkPen("#000", width=1), connect="pairs")
