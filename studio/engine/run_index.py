@@ -258,9 +258,18 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def legend_keys(keys: Sequence[str]) -> list[str]:
+    """The differing keys worth naming in a legend: where a family key differs
+    (``schedule.family``, ``method.name``, ...), the other keys of its section follow from
+    it (a cosine schedule has no beta_start) and are left out."""
+    led = {k.split(".", 1)[0] for k in keys if k in LEADING_KEYS}
+    return [k for k in keys if k in LEADING_KEYS or k.split(".", 1)[0] not in led]
+
+
 def run_label(config: dict[str, Any], keys: Sequence[str], fallback: str, most: int = 2) -> str:
     """A legend entry naming the differing settings of one run: ``family=cosine`` (the
-    key's last part where that is unambiguous among ``keys``), at most ``most`` of them."""
+    key's last part where that is unambiguous), at most ``most`` of them."""
+    keys = legend_keys(keys)
     if not keys:
         return fallback
     tails = [k.rsplit(".", 1)[-1] for k in keys]

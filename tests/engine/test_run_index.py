@@ -80,7 +80,8 @@ def test_differing_keys_name_only_what_differs(runs):
     # linear's betas against cosine's s and max_beta: present in one, absent (None) in the other
     assert diff["schedule.beta_start"][1] is None and diff["schedule.s"][0] is None
     assert "train.lr" not in diff and "network.kind" not in diff
-    assert run_label(cos, list(diff), "cosine").startswith("family=cosine, ")
+    assert run_label(cos, list(diff), "cosine") == "family=cosine"  # its betas follow from the family
+    assert run_label(base, ["train.lr", "train.seed", "data.n"], "x") == "lr=0.002, seed=3, ..."
     assert differing_keys([base]) == {} and differing_keys([base, dict(base)]) == {}
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .data_panel import DataPanel
+from .runs import RunsPanel
 from .schedule import ScheduleEditor
 from .training import TrainingPanel
 from .samplers import SamplersPanel
@@ -37,6 +38,7 @@ PANELS: list[PanelSpec] = [
     PanelSpec("training", "Training", TrainingPanel, area="right", tabify_with="schedule", needs_window=True),
     PanelSpec("viewer", "Reverse-process viewer", ViewerPanel, area="right", tabify_with="schedule", needs_window=True),
     PanelSpec("samplers", "Samplers", SamplersPanel, area="right", tabify_with="schedule", needs_window=True),
+    PanelSpec("runs", "Runs", RunsPanel, area="right", tabify_with="schedule", needs_window=True),
 ]
 
-__all__ = ["PANELS", "PanelSpec", "DataPanel", "SamplersPanel", "ScheduleEditor", "TrainingPanel", "ViewerPanel"]
+__all__ = ["PANELS", "PanelSpec", "DataPanel", "RunsPanel", "SamplersPanel", "ScheduleEditor", "TrainingPanel", "ViewerPanel"]
