@@ -174,14 +174,16 @@ def nice_ticks(lo: float, hi: float, target: int = 6) -> list[float]:
     return [round(first + k * step, 12) for k in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def plot_bounds(*clouds: Any, margin: float = 0.06) -> tuple[float, float, float, float]:
-    """A square view (equal units on both axes) holding the 0.5-99.5 % range of the clouds,
-    so a few far-off samples do not shrink the distribution to a dot."""
-    p = np.concatenate([np.asarray(c, dtype=np.float64).reshape(-1, 2) for c in clouds if c is not None and len(c)])
+def plot_bounds(*clouds: Any, margin: float = 0.06, percentile: float = 0.5) -> tuple[float, float, float, float]:
+    """A square view (equal units on both axes) holding the ``percentile`` .. 100 -
+    ``percentile`` % range of the clouds' first two coordinates, so a few far-off samples
+    do not shrink the distribution to a dot."""
+    p = [np.asarray(c, dtype=np.float64) for c in clouds if c is not None and len(c)]
+    p = np.concatenate([c.reshape(len(c), -1)[:, :2] for c in p]) if p else np.empty((0, 2))
     p = p[np.isfinite(p).all(1)]
     if not len(p):
         return (-1.0, 1.0, -1.0, 1.0)
-    lo, hi = np.percentile(p, 0.5, axis=0), np.percentile(p, 99.5, axis=0)
+    lo, hi = np.percentile(p, percentile, axis=0), np.percentile(p, 100 - percentile, axis=0)
     mid, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * (1 + 2 * margin), 1e-6)
     return (mid[0] - half, mid[0] + half, mid[1] - half, mid[1] + half)
 

@@ -19,7 +19,7 @@ import pyqtgraph as pg
 import torch
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from studio.engine.export import as_uint8_nhwc
+from studio.engine.export import as_uint8_nhwc, plot_bounds
 from studio.gui.widgets import ImageGridView, ScatterView
 
 from .data import score_from_eps
@@ -184,13 +184,7 @@ class PointStepView(pg.PlotWidget):
 
 def points_bounds(*clouds: np.ndarray, margin: float = 0.08) -> tuple[float, float, float, float]:
     """A square view holding the 1-99 % range of the given point clouds."""
-    p = np.concatenate([np.asarray(c, dtype=np.float64)[:, :2] for c in clouds])
-    p = p[np.isfinite(p).all(1)]
-    if not len(p):
-        return (-1.0, 1.0, -1.0, 1.0)
-    lo, hi = np.percentile(p, 1, axis=0), np.percentile(p, 99, axis=0)
-    mid, half = (lo + hi) / 2, max(float((hi - lo).max()) / 2 * (1 + 2 * margin), 1e-6)
-    return (mid[0] - half, mid[0] + half, mid[1] - half, mid[1] + half)
+    return plot_bounds(*clouds, margin=margin, percentile=1.0)
 
 
 class CompareView(QWidget):
