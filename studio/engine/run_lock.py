@@ -121,6 +121,19 @@ def check_writable(run_dir: str | Path, stale_after: float = STALE_AFTER_S) -> N
         raise _refusal(run_dir, foreign)
 
 
+def sweep_temporaries(run_dir: Path) -> list[Path]:
+    """Remove the temporary files (engine.atomic: ``.NAME.*.tmp.SUFFIX``) a killed writer
+    left in the run's own folders; only the lock holder writes there, so none is in use.
+    Never a checkpoint, a preview or anything under samples/ (another process's)."""
+    removed = []
+    for folder in (run_dir, run_dir / "checkpoints", run_dir / "previews"):
+        for path in folder.glob(".*.tmp.*") if folder.is_dir() else ():
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
 class RunLock:
     """The exclusive right to write one run directory, with the status heartbeat.
 
@@ -137,6 +150,7 @@ class RunLock:
         self.path = Path(run.path)
         self.heartbeat_s, self.stale_after = heartbeat_s, stale_after
         self.stale_holder: dict[str, Any] | None = None
+        self.swept: list[Path] = []  # temporary files of a killed writer, removed on acquire
         self._fd: int | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -164,6 +178,7 @@ class RunLock:
         if previous.get("pid") not in (None, os.getpid()):
             self.stale_holder = previous  # it held this lock once and died or ended without a word
         self._fd, self._since = fd, time.time()
+        self.swept = sweep_temporaries(self.path)
         self._write_holder()
         self._stop.clear()
         self._thread = threading.Thread(target=self._beat_loop, name=f"heartbeat {self.path.name}", daemon=True)
