@@ -20,6 +20,7 @@ from psygnal import Signal
 
 from studio.core import samplers as _samplers  # noqa: F401 - registers the samplers
 from studio.core.errors import StudioError
+from studio.core.methods.base import sampler_family_of
 from studio.core.registry import SAMPLERS
 from studio.engine import compare
 from studio.engine.events import CompareRow, Finished
@@ -91,6 +92,7 @@ class CompareSession:
         family = self.family()
         if family is None:
             return []
+        family = sampler_family_of(family)  # a plugin method may be sampled as another family
         return [name for name in SAMPLERS.names() if family in getattr(SAMPLERS.get(name), "families", (family,))]
 
     def trajectory_dir(self) -> Path:

@@ -158,8 +158,15 @@ def test_edm_loss_is_unit_weight_on_the_network_target():
 def test_edm_samples_with_the_studio_samplers_as_it_predicts():
     method, net = edm_model(sigma_data=1.0)
     wrapped = method.wrap_network(net)
+    from studio.core.methods.base import sampler_family_of
+    from studio.core.samplers import sample
+
+    assert sampler_family_of("edm") == "ncsn"  # what the viewer and the samplers panel offer
     names = [n for n in SAMPLERS.names() if "ncsn" in SAMPLERS.get(n).families]
     assert {"ancestral", "ddim"} <= set(names)
+    for name in names:  # every sampler of the family runs on the preconditioned net
+        out = sample(name, method, wrapped, (8, 2), 6, generator=torch.Generator().manual_seed(0))
+        assert out.shape == (8, 2) and torch.isfinite(out).all(), name
     x = torch.randn(6, 2) * 80
     for name in ("ancestral", "ddim"):
         first = next(iter(SAMPLERS.get(name)(method, wrapped, (6, 2), 10, generator=torch.Generator().manual_seed(0), x_init=x)))

@@ -76,6 +76,15 @@ def mean_dims(x: Tensor) -> Tensor:
     return x.reshape(x.shape[0], -1).mean(1)
 
 
+def sampler_family_of(method_name: str) -> str:
+    """The family whose samplers serve a registered method (its ``sampler_family``, else
+    its name), for lists of samplers offered for a run's method."""
+    from ..registry import METHODS
+
+    cls = METHODS.get(method_name) if method_name in METHODS else None
+    return getattr(cls, "sampler_family", "") or method_name
+
+
 class Method(nn.Module, ABC):
     """A diffusion family: how to train a network and read its output.
 

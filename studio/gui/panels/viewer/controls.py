@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from studio.core import samplers as _samplers  # noqa: F401 - registers the samplers
 from studio.core.errors import StudioError
+from studio.core.methods.base import sampler_family_of
 from studio.core.registry import SAMPLERS
 from studio.gui.widgets import ParameterForm
 
@@ -30,7 +31,8 @@ POINTS_N = 2000  # samples drawn by default for 2-D data: enough to show the dis
 
 
 def samplers_for(method_name: str) -> list[str]:
-    return [name for name in SAMPLERS.names() if method_name in getattr(SAMPLERS.get(name), "families", ())]
+    family = sampler_family_of(method_name)  # a plugin method may be sampled as another family
+    return [name for name in SAMPLERS.names() if family in getattr(SAMPLERS.get(name), "families", ())]
 
 
 class SamplerFields:
