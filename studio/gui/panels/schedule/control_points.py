@@ -9,9 +9,11 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 
+from studio.core.networks.embedding import LOG_SNR_CLAMP
+
 MIN_DT = 1e-3  # smallest t gap between neighbouring points
 MIN_DLAM = 1e-2  # smallest log-SNR drop between neighbouring points (strictly decreasing)
-LAM_LIMIT = 30.0  # |log-SNR| beyond this is numerically 0 or 1 in alpha^2
+LAM_LIMIT = LOG_SNR_CLAMP  # |log-SNR| beyond this is numerically 0 or 1 in alpha^2 (the nets' clamp)
 
 
 def clamp_point(points: np.ndarray, index: int, t: float, lam: float) -> tuple[float, float]:

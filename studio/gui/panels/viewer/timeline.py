@@ -10,11 +10,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QGraphicsItem, QHBoxLayout, QLabel, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget
 
+from studio.core.networks.embedding import clamp_log_snr
+
 from .data import STAT_TITLES, STATS
 
 SPEEDS = (5, 15, 30, 60, 120, 240, 480)  # steps per second
 FRAME_MS = 16  # the play timer never ticks faster than the display
-LOG_SNR_CLIP = 30.0  # +-inf at the ends of some schedules; the nets clamp there too
 NAV_KEYS = {Qt.Key.Key_Left, Qt.Key.Key_Right, Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp,
             Qt.Key.Key_PageDown, Qt.Key.Key_Home, Qt.Key.Key_End}
 
@@ -119,7 +120,8 @@ class Timeline(QWidget):
 
     def set_curves(self, log_snr: np.ndarray, stats: dict[str, list[float]]) -> None:
         x = np.arange(len(log_snr), dtype=np.float64)
-        self.curves["log_snr"].setData(x, np.clip(log_snr, -LOG_SNR_CLIP, LOG_SNR_CLIP))
+        # +-inf at the ends of some schedules: drawn where the nets clamp it
+        self.curves["log_snr"].setData(x, clamp_log_snr(np.asarray(log_snr, dtype=np.float64)).numpy())
         for key in STATS:
             y = np.asarray(stats[key], dtype=np.float64)
             if key == "norm_score":
