@@ -24,7 +24,7 @@ def tiny(lr: float) -> dict:
     return raw
 
 
-def test_lists_selects_and_compares_on_the_worker(tmp_path):
+def test_lists_selects_and_compares_on_the_worker(tmp_path, monkeypatch):
     root = tmp_path / "runs"
     list(train_job(tiny(2e-3), root / "a"))
     list(train_job(tiny(1e-3), root / "b"))
@@ -33,12 +33,18 @@ def test_lists_selects_and_compares_on_the_worker(tmp_path):
     outside = tmp_path / "elsewhere"
     shutil.copytree(root / "b", outside)
 
+    import studio.session.runs as runs_module
+
+    readers = set()  # the threads that read run folders: never the owner's
+    real = runs_module.summarize_run
+    monkeypatch.setattr(runs_module, "summarize_run", lambda *a: (readers.add(threading.current_thread()), real(*a))[1])
     session = RunsSession(root)
     threads, tables = set(), []
     session.listed.connect(lambda rows: (threads.add(threading.current_thread()), tables.append(len(rows))))
     session.refresh()
     assert session.wait_idle(60)
     assert threads == {threading.current_thread()}  # handed over on the owner's thread
+    assert readers and threading.current_thread() not in readers
     assert tables[-1] == 62 and len(tables) >= 1
     names = {s.name for s in session.summaries.values()}
     assert {"a", "b", "many/copy00", "many/copy59"} <= names
