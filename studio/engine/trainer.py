@@ -320,7 +320,8 @@ class Trainer:
             message = str(exc) if isinstance(exc, StudioError) else f"{type(exc).__name__}: {exc}"
             message = f"{message} (at step {self.step})"
             self._write_status("failed", message=message)
-            yield Log("error", traceback.format_exc())
+            if not isinstance(exc, (StudioError, OSError)):  # a full disk or a bad file needs its message, not a traceback
+                yield Log("error", traceback.format_exc())
             yield Failed(message, step=self.step, checkpoint=str(self.last_ckpt) if self.last_ckpt else None)
         except BaseException as exc:  # KeyboardInterrupt, SystemExit: record it, then go on ending
             self._write_status("failed", message=f"{type(exc).__name__} at step {self.step}")
