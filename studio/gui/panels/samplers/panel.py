@@ -270,6 +270,25 @@ class SamplersPanel(QWidget):
                 self.plot_item.addItem(curve)
                 self._curves[name] = curve
             curve.setData(x, y, data=[c.cell for c in mine])
+        self._set_ticks(log_y)
+
+    def _set_ticks(self, log_y: bool) -> None:
+        """NFE ticks at the counted NFE of the cells (log x); on a log y, 1-2-5 ticks
+        with plain numbers (pyqtgraph's own log labels read "6·10²")."""
+        cells = self.session.cells
+        nfe = sorted({c.row["nfe"] for c in cells})
+        self.plot_item.getAxis("bottom").setTicks([[(float(np.log10(v)), str(v)) for v in nfe], []])
+        left = self.plot_item.getAxis("left")
+        left.enableAutoSIPrefix(False)
+        values = np.array([c.row.get(self.score(), np.nan) for c in cells], dtype=np.float64)
+        values = values[np.isfinite(values) & (values > 0)]
+        if not log_y or not len(values):
+            left.setTicks(None)
+            return
+        lo, hi = np.floor(np.log10(values.min())), np.ceil(np.log10(values.max()))
+        ticks = [m * 10.0**e for e in np.arange(lo, hi + 1) for m in (1, 2, 5)]
+        ticks = [t for t in ticks if values.min() / 1.5 <= t <= values.max() * 1.5]
+        left.setTicks([[(float(np.log10(t)), f"{t:.3g}") for t in ticks], []])
 
     def curve_data(self, sampler: str) -> tuple[np.ndarray, np.ndarray]:
         """What the plot holds for ``sampler``: (NFE, figure) as drawn (before log)."""
@@ -299,7 +318,13 @@ class SamplersPanel(QWidget):
             self.images.set_images(cell.images)
         elif cell.points is not None:
             self.preview.setCurrentWidget(self.points)
-            self.points.set_points(cell.points)
+            # the data's own box (4 standard deviations), the same for every cell: a
+            # sampler that throws a few points far away does not shrink the others
+            info = self.session.run.data_info() if self.session.run is not None else None
+            self.points.set_points(cell.points, autorange=info is None)
+            if info is not None:
+                lo, hi = np.asarray(info.shift - 4 * info.scale), np.asarray(info.shift + 4 * info.scale)
+                self.points.set_range(float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1]))
 
     def open_cell(self, index: int) -> None:
         """Open the cell's trajectory in the reverse-process viewer."""
