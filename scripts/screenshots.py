@@ -95,24 +95,9 @@ def main(argv: list[str]) -> int:
     shot(data, "panel_data_images.png")
     shot(window, "window_images.png")
 
-    shoot_viewer(app, window, state, shot, Path(tempfile.mkdtemp(prefix="studio-shots-runs-")))
+    shoot_journey(app, window, shot, Path(tempfile.mkdtemp(prefix="studio-shots-runs-")))
 
-    # training monitor mid-training: a short real run on the toy set
     training = window.panel("training")
-    training.runs_root.setText(tempfile.mkdtemp(prefix="shots_runs_"))
-    training.form.load_preset("quick_toy")
-    training.form.fields["steps"].setValue(3000)
-    training.form.fields["preview_every"].setValue(300)
-    window.raise_panel("training")
-    training.start()
-    deadline = time.monotonic() + 60
-    while training.history.step < 900 and time.monotonic() < deadline:
-        settle(app, 0.1)
-    settle(app, 0.5)  # a full cycle of the round-robin plot updates
-    shot(training, "panel_training_running.png")
-    shot(window, "window_training.png")
-    training.bridge.stop_and_wait(60)
-
     training.ask_stop_on_close = lambda: True
     window.close()
     for path in saved:
@@ -120,30 +105,42 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def shoot_viewer(app, window, state, shot, runs: Path) -> None:
-    """The reverse-process viewer mid-scrub on a tiny digits run and on a 2-D run, with
-    a branch compared; the runs are trained here with the quick presets (~20 s)."""
-    from studio.engine.jobs import train_job
+def wait(app, done, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        settle(app, 0.1)
 
-    configs = Path(__file__).resolve().parent.parent / "resources" / "configs"
-    viewer = window.panel("viewer")
-    window.raise_panel("viewer")
-    for name, config, train_steps, steps, n in (("digits", "quick_digits.toml", 300, 100, 64), ("toy", "quick_toy.toml", 800, 100, 400)):
-        for _ in train_job(configs / config, runs / name, steps=train_steps):
-            pass
-        state.set_run_dir(runs / name)
+
+def shoot_journey(app, window, shot, runs: Path) -> None:
+    """A user's path, through the buttons themselves: train a quick preset in the Training
+    panel, the viewer picks the run and its checkpoint up by itself (no Open run), Run,
+    scrub, Branch; the monitor mid-training on the way. Digits first, then the 2-D set."""
+    training, viewer = window.panel("training"), window.panel("viewer")
+    training.runs_root.setText(str(runs))
+    for preset, train_steps, steps, n in (("quick_digits", 300, 100, 64), ("quick_toy", 1500, 100, 400)):
+        training.form.load_preset(preset)
+        training.form.fields["steps"].setValue(train_steps)
+        training.form.fields["checkpoint_every"].setValue(train_steps // 3)
+        training.form.fields["preview_every"].setValue(train_steps // 5)
+        window.raise_panel("training")
+        training.start_button.click()
+        if preset == "quick_toy":  # the monitor mid-training
+            wait(app, lambda: training.history.step >= 900, 120)
+            settle(app, 0.5)  # a full cycle of the round-robin plot updates
+            shot(training, "panel_training_running.png")
+            shot(window, "window_training.png")
+        wait(app, lambda: not training.bridge.running, 300)
+        window.raise_panel("viewer")
+        wait(app, lambda: viewer.form.checkpoint.count() > 0, 30)  # offered with no dialog
         viewer.form.fields.steps.setValue(steps)
         viewer.form.n.setValue(n)
-        viewer.start_sampling()
-        deadline = time.monotonic() + 120
-        while not viewer.idle and time.monotonic() < deadline:
-            settle(app, 0.1)
+        viewer.form.run_button.click()
+        wait(app, lambda: viewer.idle, 120)
         viewer.timeline.set_step(steps * 2 // 3)
+        name = preset.split("_")[1]
         shot(window, f"window_viewer_{name}.png")
-        viewer.start_branch(stepping=False)
-        deadline = time.monotonic() + 120
-        while viewer.branch_bridge.running and time.monotonic() < deadline:
-            settle(app, 0.1)
+        viewer.branch_form.branch_button.click()
+        wait(app, lambda: not viewer.branch_bridge.running, 120)
         viewer.timeline.set_step(steps * 3 // 4)
         shot(viewer, f"panel_viewer_{name}_branch.png")
 
