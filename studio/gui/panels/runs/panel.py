@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QItemSelectionModel, QSettings, QSortFilterProxyModel, Qt, QTimer, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtGui import QColor, QDesktopServices, QIcon, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -112,13 +112,32 @@ class RunsPanel(QWidget):
         actions.addStretch(1)
         self.banner = MessageBanner()
 
+        # the config keys that differ between the selected runs, beside the table
+        self.diff_title = QLabel()
+        self.diff_title.setWordWrap(True)
+        self.diff_table = QTableWidget()
+        self.diff_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        diff_box = QWidget()
+        dl = QVBoxLayout(diff_box)
+        dl.setContentsMargins(0, 0, 0, 0)
+        dl.addWidget(self.diff_title)
+        dl.addWidget(self.diff_table, 1)
+        table_box = QWidget()
+        tl = QVBoxLayout(table_box)
+        tl.setContentsMargins(0, 0, 0, 0)
+        tl.addWidget(self.table, 1)
+        tl.addLayout(actions)
+        table_split = QSplitter(Qt.Orientation.Horizontal)
+        table_split.addWidget(table_box)
+        table_split.addWidget(diff_box)
+        table_split.setStretchFactor(0, 3)
+        table_split.setStretchFactor(1, 2)
         upper = QWidget()
         lay = QVBoxLayout(upper)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
         lay.addWidget(self.banner)
-        lay.addWidget(self.table, 1)
-        lay.addLayout(actions)
+        lay.addWidget(table_split, 1)
 
         # --- overlays and the differing keys ------------------------------------------------
         self.axis_combo = QComboBox()
@@ -139,24 +158,11 @@ class RunsPanel(QWidget):
         controls.addWidget(self.log_loss)
         controls.addStretch(1)
         self.overlays = RunOverlays()
-        self.diff_title = QLabel()
-        self.diff_table = QTableWidget()
-        self.diff_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        diff_box = QWidget()
-        dl = QVBoxLayout(diff_box)
-        dl.setContentsMargins(0, 0, 0, 0)
-        dl.addWidget(self.diff_title)
-        dl.addWidget(self.diff_table, 1)
-        plots_split = QSplitter(Qt.Orientation.Horizontal)
-        plots_split.addWidget(self.overlays)
-        plots_split.addWidget(diff_box)
-        plots_split.setStretchFactor(0, 3)
-        plots_split.setStretchFactor(1, 1)
         lower = QWidget()
         ll = QVBoxLayout(lower)
         ll.setContentsMargins(0, 0, 0, 0)
         ll.addLayout(controls)
-        ll.addWidget(plots_split, 1)
+        ll.addWidget(self.overlays, 1)
 
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(upper)
@@ -348,7 +354,14 @@ class RunsPanel(QWidget):
         table.clear()
         table.setRowCount(len(diff))
         table.setColumnCount(len(paths) if diff else 0)
-        table.setHorizontalHeaderLabels([session.summaries[p].name for p in paths] if diff else [])
+        colors = self.colors()
+        if diff:
+            for col, path in enumerate(paths):  # each run's column headed by its name and colour
+                header = QTableWidgetItem(session.summaries[path].name)
+                swatch = QPixmap(10, 10)
+                swatch.fill(QColor(colors[path]))
+                header.setIcon(QIcon(swatch))
+                table.setHorizontalHeaderItem(col, header)
         table.setVerticalHeaderLabels(list(diff))
         for row, values in enumerate(diff.values()):
             for col, value in enumerate(values):
