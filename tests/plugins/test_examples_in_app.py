@@ -53,3 +53,10 @@ def test_examples_are_offered_and_a_broken_plugin_is_named(qtbot, tmp_path):
     assert "broken_one.py" in message and "half written" in message
     assert "5 loaded" in message  # the five examples
     window.panel("schedule").add_schedule()  # nothing else broke
+
+    data = window.panel("data")  # the shapes load like any source: n and seed from the panel
+    data.select_source("shapes")
+    data.n.setValue(16)
+    data.load()
+    qtbot.waitUntil(lambda: not data.loading, timeout=60000)
+    assert state.dataset.name == "shapes" and state.dataset.shape == (3, 32, 32) and len(state.dataset) == 16
