@@ -65,7 +65,7 @@ def test_grid_ticks_and_largest_jump(editor, qtbot):
     assert view.ticks.largest_jump != ticks.largest_jump
 
 
-def test_weights_and_effective_weight(editor):
+def test_weights_and_effective_weight(editor, qtbot):
     view = editor.lambda_view
     names = [view.weighting.itemData(i) for i in range(view.weighting.count())]
     assert names[:4] == ["eps_mse", "x0_mse", "v_mse", "vdm_elbo"]
@@ -82,8 +82,17 @@ def test_weights_and_effective_weight(editor):
     # editing a schedule redraws its density and effective weight
     before = view.plots._density_items[2].getData()[0].copy()
     editor.state.set_schedule(2, make_schedule("vdm_fixed", gamma_min=-10.0, gamma_max=6.0))
-    after = view.plots._density_items[2].getData()[0]
-    assert after.min() == pytest.approx(-6.0) and before.min() == pytest.approx(-5.0)
+    qtbot.waitUntil(lambda: view.plots._density_items[2].getData()[0].min() == pytest.approx(-6.0), timeout=3000)
+    assert before.min() == pytest.approx(-5.0)
+    # a hidden tab is not redrawn until it is shown again
+    editor.select(2)
+    editor.views.setCurrentWidget(editor.plots)
+    editor.state.set_schedule(2, make_schedule("vdm_fixed", gamma_min=-12.0, gamma_max=6.0))
+    qtbot.wait(200)
+    assert view.plots._density_items[2].getData()[0].max() == pytest.approx(10.0)
+    assert "λ > 5: 38.9%" in view.bands_label.text()  # the diagnostics follow at once: 7 / 18
+    editor.views.setCurrentWidget(view)
+    assert view.plots._density_items[2].getData()[0].max() == pytest.approx(12.0)
 
 
 def test_a_runs_loss_by_noise_level_is_overlaid(editor, qtbot, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from studio.core.errors import StudioError
@@ -27,6 +27,7 @@ WEIGHT_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
 LOSS_COLOR = "#d62728"
 GRID_POINTS = 400
 LOSS_BINS = 32
+REDRAW_DELAY_MS = 80  # dragging a control point or typing redraws once the user pauses
 
 
 def band_text(schedule) -> str:
@@ -147,6 +148,11 @@ class LambdaView(QWidget):
         col.addWidget(self.plots, 1)
         col.addLayout(info)
 
+        # the plots are redrawn only while shown (a hidden tab is marked stale) and edits
+        # are coalesced: one redraw costs tens of schedule evaluations
+        self._stale = True
+        self._timer = QTimer(self, singleShot=True, interval=REDRAW_DELAY_MS)
+        self._timer.timeout.connect(self.redraw)
         self.weighting.activated.connect(lambda _: self.update_effective())
         self.grid.activated.connect(lambda _: self.update_grid())
         self.grid_steps.valueChanged.connect(lambda _: self.update_grid())
@@ -166,23 +172,40 @@ class LambdaView(QWidget):
 
     def set_selected(self, index: int) -> None:
         self.selected = index
+        self.update_bands()  # the editor's diagnostics show it, whichever tab is up
+        if not self.isVisible():
+            self._stale = True
+            return
         self._fill_weightings()
         self.update_weights()
         self.update_effective()
         self.update_grid()
-        self.update_bands()
 
     def _on_edited(self, index: int) -> None:
-        self.update_density()
-        self.update_effective()
         if index == self.selected:
-            self.update_weights()
-            self.update_grid()
             self.update_bands()
+        self._stale = True
+        if self.isVisible():
+            self._timer.start()
 
     def refresh(self, *_: object) -> None:
+        self._stale = True
+        self.selected = min(max(self.selected, 0), len(self.state.schedules) - 1)
+        self.update_bands()
+        if self.isVisible():
+            self.redraw()
+
+    def redraw(self) -> None:
+        """Every plot from the state as it is now."""
+        self._timer.stop()
+        self._stale = False
         self.update_density()
-        self.set_selected(min(max(self.selected, 0), len(self.state.schedules) - 1))
+        self.set_selected(self.selected)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self.redraw()
 
     def _fill_weightings(self) -> None:
         sched = self.selected_schedule()
