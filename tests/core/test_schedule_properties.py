@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from studio.core.errors import StudioError
 from studio.core.schedules import make_schedule
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # wide ranges on purpose: valid, invalid and numerically extreme values all come up
 betas = st.one_of(st.floats(-0.5, 1.5), st.floats(1e-30, 1e-6), st.floats(0.9, 1.0), st.sampled_from([0.0, 1.0, math.nan, math.inf]))

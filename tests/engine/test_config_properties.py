@@ -39,7 +39,7 @@ class Points:
     kind = "points"
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(configs())
 def test_toml_config_toml_is_exact(raw):
     cfg = parse_config(raw)

@@ -47,6 +47,7 @@ def trained(tmp_path_factory):
     return run
 
 
+@pytest.mark.slow
 def test_disk_full_on_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch, capsys):
     import studio.engine.checkpoint as checkpoint
 
@@ -119,6 +120,7 @@ def test_disk_full_on_export_keeps_the_previous_file(trained, tmp_path, monkeypa
     assert grid.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["a.npz", "b.npz", "grid.png"]
 
 
+@pytest.mark.slow
 def test_nan_injected_into_a_batch_mid_run(tmp_path):
     run = tmp_path / "run"
     trainer = Trainer(tiny_config(tmp_path, steps=400, checkpoint_every=20), run)

@@ -15,7 +15,7 @@ from studio.gui.panels.schedule.control_points import clamp_point
 drags = st.lists(st.tuples(st.integers(0, 6), st.floats(-1e6, 1e6), st.floats(-1e6, 1e6)), min_size=1, max_size=40)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(st.integers(2, 7), drags)
 def test_dragged_points_stay_monotone(n, moves):
     points = np.stack([np.linspace(0.0, 1.0, n), np.linspace(10.0, -10.0, n)], axis=1)

@@ -36,7 +36,7 @@ from studio.core.errors import ConfigError, StudioError
 from studio.core.registry import METHODS, NETWORKS
 from studio.core.schedules import Schedule
 from studio.engine.atomic import write_text
-from studio.engine.config import Config, default_schedule, load_config, parse_config, schedule_from_section
+from studio.engine.config import Config, build_method, default_schedule, load_config, parse_config, schedule_from_section
 from studio.engine.presets import presets
 from studio.session import AppState
 
@@ -367,6 +367,7 @@ class TrainingForm(QWidget):
     def load_toml(self, path: str | Path, origin: str | None = None) -> Config:
         """Read and show a TOML config; a ``ConfigError`` names the file and key."""
         cfg = load_config(path)
+        build_method(cfg)  # its schedule and method checked now (beta >= 1, a rising log-SNR), not at Start
         self.origin = origin or f"file {Path(path).name!r}"
         self.set_config(cfg)
         return cfg
