@@ -13,7 +13,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QComboBox
 
 from studio.gui.app import build_window, default_state
-from studio.plugins import unload_plugins
+from studio.plugins import load_plugins, unload_plugins
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 
@@ -60,3 +60,32 @@ def test_examples_are_offered_and_a_broken_plugin_is_named(qtbot, tmp_path):
     data.load()
     qtbot.waitUntil(lambda: not data.loading, timeout=60000)
     assert state.dataset.name == "shapes" and state.dataset.shape == (3, 32, 32) and len(state.dataset) == 16
+
+
+def test_the_viewer_exports_with_a_plugin_trajectory_exporter(qtbot, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    import numpy as np
+
+    from studio.engine.trajectory import TrajectoryWriter
+    from studio.gui.panels.viewer.data import TrajectoryData
+    from studio.gui.panels.viewer.export import ExportForm
+
+    form = ExportForm()
+    qtbot.addWidget(form)
+    assert "svg_strip" not in choices(form.kind)
+    assert load_plugins(PLUGINS).ok
+    form.fill_formats()  # what the viewer does on plugins_changed
+    assert "svg_strip" in choices(form.kind)
+    path = tmp_path / "t.h5"
+    with TrajectoryWriter(path, 5, (30, 2), {"data_kind": "points", "sampler": "ddim"}) as w:
+        for i in range(5):
+            x = np.random.default_rng(i).normal(size=(30, 2)) * (5 - i)
+            w.append(i, 1 - i / 5, 0.0, float(5 - i), x, x, x)
+        w.finish(x)
+    data = TrajectoryData(path)
+    form.set_data(data)
+    out = form.export_to("svg_strip", tmp_path / "strip.svg")
+    assert out is not None, "export failed"
+    texts = [t.text for t in ET.parse(out).getroot().iter("{http://www.w3.org/2000/svg}text")]
+    assert [t for t in texts if t.startswith("step")] == [f"step {i}" for i in range(5)]

@@ -13,7 +13,9 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QFileDialog, QFormLayout, QLineEdit, QPushButton, QSpinBox, QWidget
 
 from studio.core.errors import DataError
+from studio.core.registry import EXPORTERS
 from studio.engine.atomic import atomic_path
+from studio.engine.trajectory import TrajectoryReader
 from studio.engine.export import (
     make_grid,
     save_gif,
@@ -35,6 +37,17 @@ FORMATS = {  # key: (label, suffix, file filter)
     "samples_npz": ("Samples NPZ", ".npz", "NumPy archive (*.npz)"),
 }
 SCATTER_SIZE = 384  # pixels of one 2-D frame
+
+
+def trajectory_exporters() -> dict[str, tuple[str, str, str]]:
+    """Registered exporters of a whole trajectory (meta ``input="trajectory"``, e.g. the
+    example plugin's svg_strip), as rows like FORMATS'."""
+    rows = {}
+    for entry in EXPORTERS.entries():
+        if entry.meta.get("input") == "trajectory":
+            suffix = str(entry.meta.get("suffix", ""))
+            rows[entry.name] = (entry.description or entry.name, suffix, f"{suffix[1:].upper()} (*{suffix})" if suffix else "All files (*)")
+    return rows
 
 
 def even_steps(count: int, k: int) -> list[int]:
@@ -169,8 +182,8 @@ class ExportForm(QWidget):
         form = self.form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         self.kind = QComboBox()
-        for key, (label, _, _) in FORMATS.items():
-            self.kind.addItem(label, key)
+        self.formats: dict[str, tuple[str, str, str]] = {}
+        self.fill_formats()
         self.rows = QSpinBox()
         self.rows.setRange(0, 256)
         self.rows.setSpecialValueText("square")
@@ -204,6 +217,16 @@ class ExportForm(QWidget):
         self._show_options()
         self.set_data(None)
 
+    def fill_formats(self, *_: object) -> None:
+        """The built-in formats and every registered trajectory exporter (plugins' too,
+        after they load); keeps the choice."""
+        current = self.kind.currentData()
+        self.formats = {**FORMATS, **trajectory_exporters()}
+        self.kind.clear()
+        for key, (label, _, _) in self.formats.items():
+            self.kind.addItem(label, key)
+        self.kind.setCurrentIndex(max(0, self.kind.findData(current)))
+
     def _show_options(self) -> None:
         kind = self.kind.currentData()
         grid = kind in ("grid_png", "gif")
@@ -218,9 +241,9 @@ class ExportForm(QWidget):
 
     def ask_export(self) -> None:
         kind = self.kind.currentData()
-        _, suffix, filt = FORMATS[kind]
+        _, suffix, filt = self.formats[kind]
         default = (self.data.path.with_name(self.data.path.stem + "_" + kind).with_suffix(suffix)) if self.data else Path()
-        path, _ = QFileDialog.getSaveFileName(self, f"Export {FORMATS[kind][0]}", str(default), filt)
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {self.formats[kind][0]}", str(default), filt)
         if path:
             self.export_to(kind, Path(path))
 
@@ -230,8 +253,8 @@ class ExportForm(QWidget):
         try:
             if data is None:
                 raise DataError("nothing to export: run the sampler first")
-            if self.busy and kind in ("trajectory_h5", "samples_npz", "grid_png"):
-                raise DataError(f"sampling is still writing {data.path.name}; export {FORMATS[kind][0]} when it ends")
+            if self.busy and kind not in ("strip_png", "gif"):
+                raise DataError(f"sampling is still writing {data.path.name}; export {self.formats.get(kind, (kind,))[0]} when it ends")
             data.update()
             pad, scale, rows = self.padding.value(), self.scale.value(), self.rows.value() or None
             if kind == "grid_png":
@@ -245,8 +268,11 @@ class ExportForm(QWidget):
                 out = export_trajectory(data, path)
             elif kind == "samples_npz":
                 out = export_samples(data, path)
+            elif kind in trajectory_exporters():
+                with TrajectoryReader(data.path) as reader:
+                    out = EXPORTERS.get(kind)(reader, path)
             else:
-                raise DataError(f"unknown export format {kind!r}; allowed: {', '.join(FORMATS)}")
+                raise DataError(f"unknown export format {kind!r}; allowed: {', '.join(self.formats)}")
         except (DataError, OSError) as exc:
             self.failed.emit(f"Export to {path} failed: {exc}")
             return None

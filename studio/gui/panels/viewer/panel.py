@@ -129,6 +129,7 @@ class ViewerPanel(QWidget):
         self.timeline.step_changed.connect(self.show_step)
         self.export.exported.connect(lambda p: self.banner.show_info(f"Wrote {p}"))
         self.export.failed.connect(self.banner.show_error)
+        state.plugins_changed.connect(self.export.fill_formats)  # plugins' trajectory exporters
         self.session.run_changed.connect(self._on_run_changed)
         self.session.open_failed.connect(self._on_open_failed)
         self.session.checkpoints_changed.connect(self._on_checkpoints_changed)
