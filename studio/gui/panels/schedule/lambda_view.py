@@ -51,6 +51,16 @@ def run_loss_by_level(run_dir: str | Path, bins: int = LOSS_BINS) -> tuple[int, 
     return data.level_step, centres, means
 
 
+class DecadeLogAxis(pg.AxisItem):
+    """A log axis labelled at whole decades only (pyqtgraph labels 2..9 x 10^k too when
+    the range spans under ~3 decades, and those labels overlap)."""
+
+    def logTickValues(self, minVal, maxVal, size, stdTicks):
+        decades = [float(v) for v in range(int(np.floor(minVal)), int(np.ceil(maxVal)) + 1) if minVal <= v <= maxVal]
+        minor = [v + np.log10(k) for v in range(int(np.floor(minVal)), int(np.ceil(maxVal))) for k in range(2, 10)]
+        return [(1.0, decades), (None, [m for m in minor if minVal < m < maxVal])]
+
+
 class LambdaPlots(pg.GraphicsLayoutWidget):
     """Density (with grid ticks and a right axis for a run's loss), weights, effective weights."""
 
@@ -58,8 +68,8 @@ class LambdaPlots(pg.GraphicsLayoutWidget):
         super().__init__(parent)
         self.setBackground("w")
         self.density = self.addPlot(row=0, col=0, colspan=2)
-        self.weight = self.addPlot(row=1, col=0)
-        self.effective = self.addPlot(row=1, col=1)
+        self.weight = self.addPlot(row=1, col=0, axisItems={"left": DecadeLogAxis("left")})
+        self.effective = self.addPlot(row=1, col=1, axisItems={"left": DecadeLogAxis("left")})
         titles = {
             "density": "noise-level density p(λ) training visits; ticks: sampler grid",
             "weight": "implied weight w(λ) of each objective (normalised, log axis)",
@@ -72,7 +82,7 @@ class LambdaPlots(pg.GraphicsLayoutWidget):
             p.setMenuEnabled(False)
             if p is not self.density:
                 p.setLogMode(y=True)
-                p.getAxis("left").setStyle(maxTextLevel=0)  # decade labels only: minor ones overlap
+                p.getAxis("left").setStyle(maxTextLevel=0)
         self.density_legend = self.density.addLegend(offset=(-8, 8), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 220))
         self.weight_legend = self.weight.addLegend(offset=(-8, 8), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 220))
         self.ticks = self.density.plot(pen=pg.mkPen("#000", width=1), connect="pairs")
