@@ -146,9 +146,6 @@ def test_open_run_bad_folders(window, qtbot, tmp_path, monkeypatch, made):
     garbage = tmp_path / "garbage"
     shutil.copytree(run, garbage)
     (garbage / "config.toml").write_text("[train\n")
-    no_info = tmp_path / "no_info"
-    shutil.copytree(run, no_info)
-    (no_info / "data.json").write_text("{")
     not_run = tmp_path / "photos"
     not_run.mkdir()
     for folder in (not_run, garbage, tmp_path / "missing"):
