@@ -310,3 +310,19 @@ def test_a_learned_schedule_is_drawn_as_it_trains(qtbot, panel, tmp_path):
     np.testing.assert_allclose(now_y, np.clip(readings[-1], -30, 30))  # the newest reading drawn
     assert not np.allclose(readings[0], readings[-1], atol=1e-4)  # it moved while training
     assert len(start_y) and not np.allclose(np.interp(now_x, start_x, start_y), now_y, atol=1e-4)
+
+
+def test_a_preset_says_plainly_that_it_overrides_the_data_panel_and_the_schedule(qtbot, panel, state):
+    form = panel.form
+    state.use_for_training(0)
+    assert "overrides" not in form.data_label.text() and "overrides" not in form.schedule_label.text()
+    form.load_preset("quick_toy")
+    assert "preset 'quick_toy'" in form.data_label.text() and "overrides the Data panel" in form.data_label.text()
+    assert "moons" in form.data_label.text()  # what the Data panel holds, named beside it
+    assert "overrides the schedule chosen with 'Use for training'" in form.schedule_label.text()
+    assert form.config().data["name"] == "8gaussians"  # Start trains on what the form shows
+    # picking data and a schedule in the app again: the form trains on those, and says nothing more
+    state.set_dataset(state.dataset, {"source": "toy", "name": "moons", "n": 300})
+    state.use_for_training(0)
+    assert "overrides" not in form.data_label.text() and "overrides" not in form.schedule_label.text()
+    assert form.config().data["name"] == "moons" and form.config().schedule["family"] == "linear"
