@@ -74,6 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = None
     window = build_window(default_state(run_dir))
     window.show()
+    from PySide6.QtCore import QTimer
+
+    from studio.engine.trainer import warm_up_in_background
+
+    QTimer.singleShot(0, warm_up_in_background)  # once the window is on screen (PITFALLS: first optimizer)
     return app.exec()
 
 

@@ -25,7 +25,7 @@ from studio.engine.config import Config
 from studio.engine.events import CheckpointSaved, Failed, Finished, Started
 from studio.engine.run_lock import run_liveness
 from studio.engine.runs import RunDir, RunError
-from studio.engine.trainer import train_job, warm_up
+from studio.engine.trainer import train_job
 
 from .follow import RunWatch
 from .jobs import JobDriver, poll_until
@@ -72,9 +72,9 @@ class TrainingSession:
     error = Signal(str)
 
     def __init__(self, state: AppState):
-        # the first AdamW imports ~830 modules: at start-up, not in a training worker
-        # where it would hold the GIL ~100 ms (PITFALLS.md); cached after once
-        warm_up()
+        # the first AdamW imports ~830 modules (PITFALLS.md): the app warms it up on a
+        # background thread once its window shows (gui.app, engine.trainer.warm_up_in_background),
+        # not here, where it delayed the window by ~3 s
         self.state = state
         self.driver = JobDriver()
         self.watch = RunWatch()
