@@ -302,12 +302,13 @@ def curves(rows: list[dict[str, Any]], score: str) -> list[tuple[str, np.ndarray
 
 
 def save_plot(rows: list[dict[str, Any]], path: str | Path, title: str = "") -> Path:
-    """A PNG with one panel per quality figure against log10 NFE, one curve per sampler."""
+    """A PNG with one panel per quality figure against NFE (log x), one curve per sampler."""
     from .plots import save_figure
 
     panels = []
     for score in score_columns(rows):
         lines = [(name, np.log10(x), y) for name, x, y in curves(rows, score)]
         ticks = sorted({float(np.log10(r["nfe"])) for r in rows})
-        panels.append({"title": f"{score} vs log10 NFE", "curves": lines, "log_y": score in ("sliced_wasserstein", "frechet_digits"), "ticks": ticks})
+        panels.append({"title": f"{score} against NFE", "curves": lines, "log_y": score in ("sliced_wasserstein", "frechet_digits"),
+                       "ticks": ticks, "log_x": True})
     return save_figure(path, panels, title=title, cols=min(2, max(1, len(panels))))

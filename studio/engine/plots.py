@@ -27,10 +27,11 @@ COLORS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 10
 
 
 def draw_curves(draw: Any, box: tuple[int, int, int, int], curves: Sequence[tuple[str, np.ndarray, np.ndarray]], title: str,
-                log_y: bool = False, ticks: Sequence[float] = (), from_zero: bool = False) -> None:
+                log_y: bool = False, ticks: Sequence[float] = (), from_zero: bool = False, log_x: bool = False) -> None:
     """Labelled curves (label, x, y) in one panel; ``log_y`` draws log10 of the positive
     values; ``ticks`` are x positions marked under the axis (a sampler's grid);
-    ``from_zero`` starts the y axis at 0 (a density)."""
+    ``from_zero`` starts the y axis at 0 (a density); ``log_x``: the x values are log10
+    of the quantity, and the axis is labelled with the quantity (NFE 5, 10, ...)."""
     from PIL import ImageFont
 
     font = ImageFont.load_default()
@@ -66,7 +67,7 @@ def draw_curves(draw: Any, box: tuple[int, int, int, int], curves: Sequence[tupl
     for v in _ticks(x0, x1):
         px = pl + (v - x0) / (x1 - x0) * (pr - pl)
         draw.line([px, pb, px, pb + 4], fill="black")
-        draw.text((px - 10, pb + 8), f"{v:.3g}", fill="black", font=font)
+        draw.text((px - 10, pb + 8), f"{10 ** v:.3g}" if log_x else f"{v:.3g}", fill="black", font=font)
     for v in ticks:
         if np.isfinite(v) and x0 <= v <= x1:
             px = pl + (v - x0) / (x1 - x0) * (pr - pl)
@@ -105,7 +106,8 @@ def save_figure(path: str | Path, panels: Sequence[dict[str, Any]], title: str =
     for k, spec in enumerate(panels):
         r, c = divmod(k, cols)
         box = (c * panel[0], head + r * panel[1], (c + 1) * panel[0], head + (r + 1) * panel[1])
-        draw_curves(draw, box, spec["curves"], spec["title"], spec.get("log_y", False), spec.get("ticks", ()), spec.get("from_zero", False))
+        draw_curves(draw, box, spec["curves"], spec["title"], spec.get("log_y", False), spec.get("ticks", ()), spec.get("from_zero", False),
+                    spec.get("log_x", False))
     with atomic_path(path) as tmp:
         img.save(tmp, format="PNG")
     return Path(path)

@@ -273,10 +273,11 @@ class SamplersPanel(QWidget):
         self._set_ticks(log_y)
 
     def _set_ticks(self, log_y: bool) -> None:
-        """NFE ticks at the counted NFE of the cells (log x); on a log y, 1-2-5 ticks
-        with plain numbers (pyqtgraph's own log labels read "6·10²")."""
+        """NFE ticks at the budgets (and an adaptive solver's counted NFE; Heun's 9 beside
+        a budget of 10 would print over it) on the log x; on a log y, 1-2-5 ticks with plain
+        numbers (pyqtgraph's own log labels read "6·10²")."""
         cells = self.session.cells
-        nfe = sorted({c.row["nfe"] for c in cells})
+        nfe = sorted({c.row["nfe_budget"] if c.row["nfe_budget"] is not None else c.row["nfe"] for c in cells})
         self.plot_item.getAxis("bottom").setTicks([[(float(np.log10(v)), str(v)) for v in nfe], []])
         left = self.plot_item.getAxis("left")
         left.enableAutoSIPrefix(False)
