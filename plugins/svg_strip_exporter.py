@@ -28,7 +28,7 @@ from studio.engine.export import as_uint8_nhwc
 
 TILE = 64  # pixels per tile side
 GAP = 6
-HEAD = 34  # height of the column headers
+HEAD = 44  # height of the column headers (step, t, sigma: a line each)
 
 
 def chosen_steps(count: int, columns: int) -> list[int]:
@@ -87,8 +87,9 @@ def save_svg_strip(trajectory: Any, path: str | Path, samples: int = 8, columns:
             parts += _scatter(rec["x_t"][:2000], GAP + c * (cell + GAP), HEAD, bounds)
     for c, (i, rec) in enumerate(zip(steps, records)):
         x = GAP + c * (cell + GAP)
-        parts.append(f'<text x="{x}" y="14" font-size="11">step {i}</text>')
-        parts.append(f'<text x="{x}" y="28" font-size="10" fill="#555">t {rec["t"]:.3g}, sigma {rec["sigma"]:.3g}</text>')
+        parts.append(f'<text x="{x}" y="12" font-size="11">step {i}</text>')
+        parts.append(f'<text x="{x}" y="25" font-size="10" fill="#555">t {rec["t"]:.3g}</text>')
+        parts.append(f'<text x="{x}" y="38" font-size="10" fill="#555">\u03c3 {rec["sigma"]:.3g}</text>')
     width = GAP + len(records) * (cell + GAP)
     height = HEAD + rows * (cell + GAP)
     title = escape(f"denoising strip: {trajectory.attrs.get('sampler', '')} {count} steps")
