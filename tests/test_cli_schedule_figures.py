@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.test_cli import one_line_error, run_cli
@@ -30,6 +31,7 @@ def test_schedule_density_weighting_grid_json():
     np.testing.assert_allclose(np.diff(g["log_snr"]), g["largest_jump"], rtol=1e-6)
 
 
+@pytest.mark.slow  # a second interpreter start with torch (~10 s on a busy machine)
 def test_schedule_density_plot_and_text(tmp_path):
     png = tmp_path / "cos.png"
     proc = run_cli("schedule", "cosine", "steps=1000", "--density", "--weighting", "eps_mse,vdm_elbo", "--plot", png)

@@ -95,6 +95,7 @@ def test_weights_and_effective_weight(editor, qtbot):
     assert view.plots._density_items[2].getData()[0].max() == pytest.approx(12.0)
 
 
+@pytest.mark.slow  # trains a real 60-step run first
 def test_a_runs_loss_by_noise_level_is_overlaid(editor, qtbot, tmp_path):
     from studio.engine.jobs import train_job
     from studio.engine.presets import preset_path
