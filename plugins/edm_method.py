@@ -39,6 +39,7 @@ from studio.core.errors import ConfigError, ScheduleError
 from studio.core.methods.base import LossOutput, Method, mean_dims, randn
 from studio.core.parameterization import expand_like
 from studio.core.registry import METHODS
+from studio.core.samplers.grids import time_of_log_snr
 from studio.core.schedules import Schedule
 
 
@@ -97,14 +98,8 @@ def time_of_sigma(schedule: Schedule, sigma: Tensor) -> Tensor:
     decreasing log-SNR; levels beyond the schedule's range sit at t = 0 or 1."""
     if hasattr(schedule, "t_of_sigma"):
         return schedule.t_of_sigma(sigma)
-    lam = -2.0 * torch.log(sigma.double())
-    lo, hi = torch.zeros_like(lam), torch.ones_like(lam)
-    with torch.no_grad():
-        for _ in range(40):
-            mid = 0.5 * (lo + hi)
-            later = schedule.log_snr(mid).double() > lam
-            lo, hi = torch.where(later, mid, lo), torch.where(later, hi, mid)
-    return (0.5 * (lo + hi)).to(sigma.dtype)
+    lam = (-2.0 * torch.log(sigma)).detach().double().cpu()
+    return time_of_log_snr(schedule, lam, 0.0, 1.0).to(sigma)
 
 
 class EDM(Method):

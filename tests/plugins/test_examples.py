@@ -155,6 +155,18 @@ def test_edm_loss_is_unit_weight_on_the_network_target():
     assert ((0 <= out.t) & (out.t <= 1)).all()
 
 
+def test_edm_loss_levels_on_another_ve_schedule_map_to_its_times():
+    schedule = make_schedule("geometric", sigma_min=0.01, sigma_max=50.0)
+    method = METHODS.get("edm")(schedule, sigma_data=1.0)
+    out = method.loss(NETWORKS.get("mlp")((2,), hidden=8, depth=1), torch.randn(256, 2), torch.Generator().manual_seed(0))
+    sigma = torch.exp(-0.5 * out.log_snr.double())
+    inside = (sigma > 0.01) & (sigma < 50.0)
+    torch.testing.assert_close(schedule.sigma(out.t.double())[inside], sigma[inside], rtol=1e-4, atol=0)
+    assert ((out.t >= 0) & (out.t <= 1)).all() and inside.float().mean() > 0.95
+    with pytest.raises(Exception, match="variance-exploding"):
+        METHODS.get("edm")(make_schedule("linear"))
+
+
 def test_edm_samples_with_the_studio_samplers_as_it_predicts():
     method, net = edm_model(sigma_data=1.0)
     wrapped = method.wrap_network(net)
