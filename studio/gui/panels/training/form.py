@@ -16,12 +16,14 @@ says plainly, in its data and schedule lines, that the file overrides the Data p
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
 import torch
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -130,6 +132,14 @@ class TrainingForm(QWidget):
             self.device.addItem(f"CUDA ({torch.cuda.get_device_name(0)})", "cuda")
             self.device.setCurrentIndex(1)
         self.device.setToolTip("CUDA is offered when torch sees a GPU")
+        # [train] tensorboard: also write RUN/tensorboard/ (engine.tensorboard_sink)
+        self.tensorboard = QCheckBox("also write RUN/tensorboard/")
+        if importlib.util.find_spec("tensorboard") is None:
+            self.tensorboard.setEnabled(False)
+            self.tensorboard.setToolTip("needs the tensorboard package: pip install 'diffusion-studio[tensorboard]'")
+        else:
+            self.tensorboard.setToolTip("scalars, loss by noise level and previews for `tensorboard --logdir`")
+        self.tensorboard.toggled.connect(self._changed)
 
         top = QFormLayout()
         top.addRow("preset", self.preset)
@@ -148,6 +158,7 @@ class TrainingForm(QWidget):
         for key, (label, _, _) in TRAIN_FIELDS.items():
             train.addRow(label, self.fields[key])
         train.addRow("device", self.device)
+        train.addRow("TensorBoard", self.tensorboard)
         col = QVBoxLayout(self)
         col.setContentsMargins(0, 0, 0, 0)
         col.addLayout(top)
@@ -312,6 +323,8 @@ class TrainingForm(QWidget):
                 except ValueError:
                     raise ConfigError(f"[train] {key} = {text!r}: expected a number") from None
         train["device"] = self.device.currentData()
+        if self.tensorboard.isChecked():
+            train["tensorboard"] = True
         out = {
             "data": dict(self.data),
             "schedule": dict(self.schedule),
@@ -351,8 +364,9 @@ class TrainingForm(QWidget):
         kind = cfg.network.get("kind") or self._default_network()
         self._set_network(kind, {k: v for k, v in cfg.network.items() if k != "kind"})
         self._set_train(cfg.train)
+        self.tensorboard.setChecked(bool(cfg.train.get("tensorboard", False)))
         self.extra = {
-            "train": {k: v for k, v in cfg.train.items() if k not in TRAIN_FIELDS and k != "device"},
+            "train": {k: v for k, v in cfg.train.items() if k not in TRAIN_FIELDS and k not in ("device", "tensorboard")},
             "sample": dict(cfg.sample),
         }
         self._show_data()
