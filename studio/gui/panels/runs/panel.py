@@ -90,7 +90,9 @@ class RunsPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        # sized to the contents when rows come or go, not on every live update (a
+        # ResizeToContents header measures every cell at each change)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.table.customContextMenuRequested.connect(self._context_menu)
@@ -220,6 +222,7 @@ class RunsPanel(QWidget):
     def _on_listed(self, runs: list) -> None:
         if not self.model.set_runs(runs):
             self._restore_selection()
+            self.table.resizeColumnsToContents()
         running = sum(r.state == "running" for r in runs)
         self.count_label.setText(f"{len(runs)} run(s)" + (f", {running} running" if running else ""))
         self._update_buttons()
@@ -338,7 +341,9 @@ class RunsPanel(QWidget):
         keys = list(session.differing())
         overlays = [Overlay(p, session.label(p, keys), colors[p], session.curves[p]) for p in session.selected if p in session.curves]
         self.overlays.show_runs(overlays)
-        self.model.set_colors(colors)
+        if colors != self.model.colors:
+            self.model.set_colors(colors)
+            self.table.resizeColumnToContents(COLUMNS.index("Run"))  # room for the colour swatch
         self._show_differing(keys)
 
     def _show_differing(self, keys: list[str]) -> None:
