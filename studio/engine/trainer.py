@@ -70,6 +70,12 @@ def warm_up_in_background() -> threading.Thread:
     return _warm_up_thread
 
 
+def warm_up_pending() -> bool:
+    """Whether the background warm-up is still running (a Trainer built now, e.g. by
+    ``train_job`` on the GUI thread, would wait on its import locks)."""
+    return _warm_up_thread is not None and _warm_up_thread.is_alive()
+
+
 def pick_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("[train] device = 'cuda' but no CUDA device is available; use 'cpu' or 'auto'")

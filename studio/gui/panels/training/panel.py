@@ -36,6 +36,7 @@ from studio.core.networks.embedding import clamp_log_snr
 from studio.engine.events import SCHEDULE_TIMES, CheckpointSaved, Failed, Finished, Log, Preview, Progress, Started
 from studio.engine.config import schedule_from_section
 from studio.engine.runs import RunDir, schedule_curve
+from studio.engine.trainer import warm_up_pending
 from studio.gui.job_bridge import JobBridge
 from studio.gui.widgets import ImageGridView, MessageBanner, ScatterView, controls_beside
 from studio.session import AppState, TrainingSession, default_runs_root, new_run_dir
@@ -47,6 +48,7 @@ from .plots import TrainingPlots
 
 PLOT_INTERVAL_MS = 40  # one plot redrawn a tick (round robin): each of the 8 about 3 times a second
 CLOSE_TIMEOUT_S = 120.0
+WARM_UP_POLL_MS = 100  # Start pressed during the app's background warm-up retries this often
 
 
 FOLLOW_MS = 100  # the session's RunWatch reads the run at most every watch.interval_s
@@ -231,9 +233,15 @@ class TrainingPanel(QWidget):
             return False
         try:
             cfg = self.form.config()
+            if warm_up_pending():  # train_job builds its optimizer here: wait for the warm-up off this thread
+                self.status_label.setText("starting… (the optimizer is warming up)")
+                self.start_button.setEnabled(False)
+                QTimer.singleShot(WARM_UP_POLL_MS, self.start)
+                return True
             self.session.start(cfg, self.new_run_dir(cfg))
         except StudioError as e:
             self._show_config_error(e)
+            self._update_buttons()  # a retry after the warm-up may fail with Start disabled
             return False
         return self._launched()
 
