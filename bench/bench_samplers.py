@@ -10,6 +10,9 @@
     diffusers HuggingFace diffusers' DDPMScheduler / DDIMScheduler loop, same network
               (the optional "bench" extra; the column is skipped if it is missing)
 
+Then every registered sampler at 50 grid steps on the same net and batch (median seconds,
+network evaluations, seconds per evaluation): what a step of each costs beyond its calls.
+
 Repetitions are interleaved (hand, studio, sample(), no-yield, diffusers, hand, ...) so that load
 from other processes hits every column alike; the table shows medians and the ratios
 to the hand loop, and the largest difference of each final sample from the hand loop's
@@ -19,13 +22,28 @@ studio and hand loops agree to ~1e-10).
 
     .venv/bin/python bench/bench_samplers.py [--reps 7] [--batch 1024] [--threads 1]
                                              [--hidden 64] [--depth 2]
+
+Quality per NFE (``--quality``, instead of the speed tables): the shipped toy configs
+(ddpm_toy, ncsn_toy, vdm_toy) trained through the CLI (``diffusion-studio train NAME
+--out RUNS/NAME [--steps N]``; a run already there is reused), then every sampler at 5,
+10, 20, 50, 100 and 1000 network evaluations by ``engine.compare.compare_samplers`` (the
+same prior draw for every cell, NFE counted on the network), SWD and MMD against the
+run's held-out split, one run each; the last line per config compares the best sampler
+at 20 NFE with 1000-step ancestral's SWD (target: within 10%).
+
+    .venv/bin/python bench/bench_samplers.py --quality [--runs runs/bench] [--train-steps N]
+                                             [--configs ddpm_toy,ncsn_toy,vdm_toy] [--n 2000]
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -146,6 +164,91 @@ def bench(title: str, columns: dict[str, Callable[[], torch.Tensor]], reps: int)
         print(f"  {k:<10} {med:9.4f} {min(times[k]):8.4f} {med / hand:7.3f} {diff:15.2e}")
 
 
+def bench_every_sampler(method, net, x_T: torch.Tensor, reps: int, steps: int = 50) -> None:
+    """Every registered sampler at ``steps`` grid steps: median s, NFE, s per NFE."""
+    names = SAMPLERS.names()
+    times: dict[str, list[float]] = {k: [] for k in names}
+    nfe: dict[str, int] = {}
+    for rep in range(reps + 1):  # the first pass warms up and counts
+        for name in names:
+            opts = {"n_steps_each": 1} if name == "langevin" else {}
+            g = torch.Generator().manual_seed(SEED)
+            t0 = time.perf_counter()
+            last = None
+            for last in SAMPLERS.get(name)(method, net, tuple(x_T.shape), steps, generator=g, x_init=x_T, **opts):
+                pass
+            if rep:
+                times[name].append(time.perf_counter() - t0)
+            nfe[name] = last.nfe
+    print(f"\nevery sampler, {steps} grid steps (langevin: 1 step a level)  ({reps} interleaved repetitions, median)")
+    print(f"  {'sampler':<15} {'median s':>9} {'NFE':>6} {'ms / NFE':>9}")
+    for name in names:
+        med = statistics.median(times[name])
+        print(f"  {name:<15} {med:9.4f} {nfe[name]:6d} {1000 * med / nfe[name]:9.3f}")
+
+
+# ----------------------------------------------------------------------------------
+# quality per NFE on the shipped toy configs
+# ----------------------------------------------------------------------------------
+
+QUALITY_SAMPLERS = ("ancestral", "ddim", "langevin", "euler", "heun", "dpmpp_2m", "euler_maruyama", "pc", "rk45")
+# grids for the ODE solvers: the schedule's whole noise range whatever the step count
+# (uniform_t stops at t = 1 / steps, far from the data at 5 NFE)
+QUALITY_OPTIONS = {"euler": {"grid": "karras"}, "heun": {"grid": "karras"}, "dpmpp_2m": {"grid": "uniform_log_snr"}}
+BUDGETS = (5, 10, 20, 50, 100, 1000)
+
+
+def train_config(name: str, runs: Path, steps: int | None) -> Path:
+    """Train a shipped config through the CLI (reusing a finished run)."""
+    out = runs / name
+    if (out / "status.json").is_file() and '"finished"' in (out / "status.json").read_text():
+        print(f"{name}: reusing {out}")
+        return out
+    cmd = [sys.executable, "-m", "studio", "train", name, "--out", str(out)]
+    if steps:
+        cmd += ["--steps", str(steps)]
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    print(f"{name}: trained in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def quality_table(run: Path, n: int) -> None:
+    from studio.engine.compare import compare_samplers
+    from studio.engine.events import Finished
+
+    rows = []
+    for event in compare_samplers(run, QUALITY_SAMPLERS, BUDGETS, n=n, seed=0, options=QUALITY_OPTIONS):
+        if isinstance(event, Finished):
+            rows = event.result["rows"]
+    print(f"\n{run.name}: sliced W1 / MMD against held-out data ({n} samples a cell)")
+    print(f"  {'sampler':<15}" + "".join(f"{f'{b} NFE':>16}" for b in BUDGETS))
+    by = {(r["sampler"], r["nfe_budget"]): r for r in rows}
+    for name in QUALITY_SAMPLERS:
+        if name == "rk45":
+            (r,) = [r for r in rows if r["sampler"] == "rk45"]
+            print(f"  {'rk45':<15}   SWD {r['sliced_wasserstein']:.4f} MMD {r['mmd']:.4f} at {r['nfe']} NFE (rtol 1e-5)")
+            continue
+        cells = []
+        for b in BUDGETS:
+            r = by.get((name, b))
+            cells.append(f"{r['sliced_wasserstein']:7.4f}/{r['mmd']:7.4f}" if r else f"{'-':>15}")
+        print(f"  {name:<15} " + " ".join(cells))
+    ref = by[("ancestral", 1000)]["sliced_wasserstein"]
+    at20 = {name: by[(name, 20)]["sliced_wasserstein"] for name in QUALITY_SAMPLERS if (name, 20) in by}
+    best = min((v, k) for k, v in at20.items() if math.isfinite(v))
+    print(f"  best at 20 NFE: {best[1]} SWD {best[0]:.4f} vs ancestral 1000 {ref:.4f} "
+          f"({100 * (best[0] / ref - 1):+.1f}%; target within 10%)")
+
+
+def main_quality(args: argparse.Namespace) -> None:
+    runs = Path(args.runs)
+    runs.mkdir(parents=True, exist_ok=True)
+    for name in args.configs.split(","):
+        quality_table(train_config(name.strip(), runs, args.train_steps), args.n)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=7, help="interleaved repetitions of the 1000-step runs (DDIM: 3x)")
@@ -157,8 +260,16 @@ def main() -> None:
     # one repetition of the table take minutes)
     ap.add_argument("--hidden", type=int, default=64, help="MLP width")
     ap.add_argument("--depth", type=int, default=2, help="MLP residual blocks")
+    ap.add_argument("--quality", action="store_true", help="the quality-per-NFE tables instead of the speed ones")
+    ap.add_argument("--runs", default="runs/bench", help="--quality: where the trained runs go")
+    ap.add_argument("--train-steps", type=int, help="--quality: override the configs' [train] steps")
+    ap.add_argument("--configs", default="ddpm_toy,ncsn_toy,vdm_toy", help="--quality: shipped configs")
+    ap.add_argument("--n", type=int, default=2000, help="--quality: samples a cell")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.quality:
+        main_quality(args)
+        return
 
     schedule = make_schedule("linear", steps=1000)
     method = METHODS.get("ddpm")(schedule)
@@ -186,6 +297,7 @@ def main() -> None:
             kw = {"eta": 0.0} if kind == "ddim" else {}
             columns["diffusers"] = lambda s=scheduler, kw=kw: diffusers_loop(s, net, schedule, x_T, steps, **kw)
         bench(f"{steps}-step {'DDPM ancestral' if kind == 'ddpm' else 'DDIM eta=0'}", columns, reps)
+    bench_every_sampler(method, net, x_T, args.reps)
 
 
 if __name__ == "__main__":

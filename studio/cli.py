@@ -27,6 +27,10 @@ Without a subcommand the app opens. `torchrun --nproc_per_node N -m studio train
 trains data-parallel."""
 
 
+# the built-in samplers (studio.core.samplers), named here so that --help imports no torch
+SAMPLER_NAMES = ("ancestral", "ddim", "langevin", "euler", "heun", "dpmpp_2m", "euler_maruyama", "pc", "rk45")
+
+
 class UsageError(Exception):
     """Bad command-line arguments (exit code 2)."""
 
@@ -52,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("sample", help="sample from a trained run", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("run_dir")
-    s.add_argument("--sampler", help="a registered sampler (default: the run's [sample] sampler)")
+    s.add_argument("--sampler", help=f"a registered sampler: {', '.join(SAMPLER_NAMES)} or a plugin's "
+                   "(default: the run's [sample] sampler)")
     s.add_argument("--steps", type=int)
     s.add_argument("--n", type=int)
     s.add_argument("--seed", type=int, default=0)
@@ -87,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--sampler")
     e.add_argument("--steps", type=int)
+    e.add_argument("--likelihood", choices=["ode"], help="also the exact NLL of the probability-flow ODE "
+                   "(ode_bits_per_dim*, beside the family's bound bits_per_dim*)")
     e.add_argument("--json", action="store_true", help="print the figures as JSON")
 
     m = sub.add_parser("compare", help="sample quality against network evaluations (NFE), per sampler",
@@ -403,7 +410,8 @@ def summary(sched: Any, curves: dict[str, Any]) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .engine.evaluate import evaluate
 
-    figures = evaluate(args.run_dir, reference=args.reference, n=args.n, seed=args.seed, sampler=args.sampler, steps=args.steps)
+    figures = evaluate(args.run_dir, reference=args.reference, n=args.n, seed=args.seed, sampler=args.sampler, steps=args.steps,
+                       likelihood=args.likelihood)
     if args.json:
         print(json.dumps(figures))
         return OK

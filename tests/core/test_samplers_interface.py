@@ -189,3 +189,10 @@ def test_a_learned_schedule_gets_every_grid():
     for grid in GRIDS:
         x = SAMPLERS.get("ddim")(method, GaussianDenoiser(True), (8, 2), 6, grid=grid)
         assert torch.isfinite(list(x)[-1].x_next).all()
+
+
+def test_the_cli_lists_every_built_in_sampler():
+    from studio.cli import SAMPLER_NAMES
+
+    built_in = {n for n in SAMPLERS.names() if type(SAMPLERS.get(n)).__module__.startswith("studio.core.samplers")}
+    assert set(SAMPLER_NAMES) == built_in
