@@ -24,7 +24,6 @@ from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torchdiffeq import odeint
 
 from .errors import StudioError
 from .samplers.adaptive import LogSNRFlow, check_tolerance
@@ -106,6 +105,8 @@ def ode_log_likelihood(
     flow = LogSNRFlow(net, method.prediction, schedule.variance_preserving)
     span = torch.tensor(ends, dtype=torch.float64, device=x.device)
     state = (x.detach(), torch.zeros(len(x), dtype=x.dtype, device=x.device))
+    from torchdiffeq import odeint  # here, not at import: it pulls in scipy (~1 s of the app's launch)
+
     xs, deltas = odeint(AugmentedFlow(flow, exact, probe), state, span, rtol=rtol, atol=atol, method="dopri5")
     z, delta = xs[-1], deltas[-1]
     prior = gaussian_log_density(z, schedule.prior_std())

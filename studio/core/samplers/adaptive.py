@@ -25,7 +25,6 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torchdiffeq import odeint
 
 from ..errors import StudioError
 from ..registry import SAMPLERS
@@ -77,6 +76,8 @@ class LogSNRFlow:
 
 def solve(flow: Any, x: Tensor, lam_from: float, lam_to: float, rtol: float, atol: float) -> Tensor:
     """dopri5 from lambda = lam_from to lam_to (either direction)."""
+    from torchdiffeq import odeint  # here, not at import: it pulls in scipy (~1 s of the app's launch)
+
     span = torch.tensor([lam_from, lam_to], dtype=torch.float64, device=x.device)
     return odeint(flow, x, span, rtol=rtol, atol=atol, method="dopri5")[-1]
 
