@@ -274,7 +274,7 @@ class SamplersPanel(QWidget):
 
     def _set_ticks(self, log_y: bool) -> None:
         """NFE ticks at the budgets (and an adaptive solver's counted NFE; Heun's 9 beside
-        a budget of 10 would print over it) on the log x; on a log y, 1-2-5 ticks with plain
+        a budget of 10 would print over it) on the log x; on a log y, 1-2-3-5-7 ticks with plain
         numbers (pyqtgraph's own log labels read "6·10²")."""
         cells = self.session.cells
         nfe = sorted({c.row["nfe_budget"] if c.row["nfe_budget"] is not None else c.row["nfe"] for c in cells})
@@ -287,7 +287,7 @@ class SamplersPanel(QWidget):
             left.setTicks(None)
             return
         lo, hi = np.floor(np.log10(values.min())), np.ceil(np.log10(values.max()))
-        ticks = [m * 10.0**e for e in np.arange(lo, hi + 1) for m in (1, 2, 5)]
+        ticks = [m * 10.0**e for e in np.arange(lo, hi + 1) for m in (1, 2, 3, 5, 7)]
         ticks = [t for t in ticks if values.min() / 1.5 <= t <= values.max() * 1.5]
         left.setTicks([[(float(np.log10(t)), f"{t:.3g}") for t in ticks], []])
 
