@@ -143,6 +143,15 @@ def shoot_journey(app, window, shot, runs: Path) -> None:
         wait(app, lambda: not viewer.branch_bridge.running, 120)
         viewer.timeline.set_step(steps * 3 // 4)
         shot(viewer, f"panel_viewer_{name}_branch.png")
+        samplers = window.panel("samplers")  # quality against NFE for the same checkpoint
+        window.raise_panel("samplers")
+        samplers.set_ticked(["ancestral", "ddim", "heun", "dpmpp_2m"])
+        samplers.budgets.setText("5,10,20,50")
+        samplers.n.setValue(n)
+        samplers.run_button.click()
+        wait(app, lambda: not samplers.bridge.running, 300)
+        samplers.show_cell(len(samplers.session.cells) // 2)
+        shot(samplers, f"panel_samplers_{name}.png")
 
 
 if __name__ == "__main__":
