@@ -7,7 +7,6 @@ dataset as `[data] source = "shapes"`. EDM's quality figure: test_edm_quality.py
 from __future__ import annotations
 
 import json
-import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
