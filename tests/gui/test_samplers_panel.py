@@ -50,6 +50,18 @@ def point_position(panel, nfe: float, y: float):
     return panel.plot.mapFromScene(scene)
 
 
+def move_mouse(widget, pos) -> None:
+    """A real mouse-move event with no button held (QTest's mouseMove only moves the
+    cursor, which sends nothing on the offscreen platform)."""
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    local = QPointF(pos)
+    event = QMouseEvent(QMouseEvent.Type.MouseMove, local, widget.mapToGlobal(local), Qt.MouseButton.NoButton,
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(widget, event)
+
+
 def test_journey_run_two_samplers_plot_fills_click_opens_the_viewer(qtbot, window, state, toy_run, tmp_path):
     panel = window.panel("samplers")
     state.set_run_dir(toy_run)
@@ -72,9 +84,13 @@ def test_journey_run_two_samplers_plot_fills_click_opens_the_viewer(qtbot, windo
         np.testing.assert_allclose(y, [r["sliced_wasserstein"] for r in rows if r["sampler"] == name])
     assert "Done: 6 cells" in panel.status.text()
 
-    # hover: the cell's samples under the plot
-    panel.show_cell(4)
-    assert panel.preview.currentWidget() is panel.points
+    # hover over ddim's 5-NFE point: that cell's samples under the plot
+    qtbot.wait(50)
+    hovered = panel.session.cells[4]
+    assert (hovered.row["sampler"], hovered.row["nfe"]) == ("ddim", 5)
+    move_mouse(panel.plot.viewport(), point_position(panel, 5, hovered.row["sliced_wasserstein"]))
+    qtbot.waitUntil(lambda: panel.shown_cell == 4, timeout=5_000)
+    assert panel.preview.currentWidget() is panel.points and "ddim, 5 steps, 5 NFE" in panel.preview_label.text()
     shown = panel.points.scatter.getData()
     np.testing.assert_allclose(shown[0], panel.session.cells[4].points[:, 0], rtol=1e-6)
 

@@ -264,7 +264,9 @@ class SamplersPanel(QWidget):
             if curve is None:
                 color = COLORS[k % len(COLORS)]
                 curve = pg.PlotDataItem(pen=pg.mkPen(color, width=2), symbol="o", symbolSize=9, symbolBrush=color,
-                                        symbolPen="w", name=name, connect="finite", hoverable=True, tip=None)
+                                        symbolPen="w", name=name, connect="finite")
+                # PlotDataItem does not pass hover options on to its points' item
+                curve.scatter.opts.update(hoverable=True, tip=None)
                 curve.sigPointsHovered.connect(self._on_hovered)
                 curve.sigPointsClicked.connect(self._on_clicked)
                 self.plot_item.addItem(curve)
