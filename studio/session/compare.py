@@ -2,8 +2,8 @@
 samplers that serve its family, one ``engine.compare.compare_samplers`` job at a time and
 the table it fills in.
 
-It follows ``AppState.run_dir`` (and each checkpoint ``AppState.checkpoint_offered``
-announces), like the sampling session. Each run of the job writes one trajectory per
+It follows ``AppState.run_dir`` and each checkpoint ``AppState.checkpoint_offered``
+announces through a ``SamplingSession`` of its own (``source``), as the viewer does. Each run of the job writes one trajectory per
 cell into ``RUN/samples/compare_<time>/`` (beside us when the run is read-only), so a
 cell of the figure can be opened in the viewer.
 """
@@ -27,6 +27,7 @@ from studio.engine.events import CompareRow, Finished
 from studio.engine.runs import RunDir, RunError
 
 from .jobs import JobDriver
+from .sampling import SamplingSession
 from .state import AppState
 
 
@@ -43,46 +44,34 @@ class CompareSession:
 
     def __init__(self, state: AppState):
         self.state = state
-        self.run: RunDir | None = None
-        self.checkpoints: list[Path] = []
+        # the run and its checkpoints, followed exactly as the viewer's session follows them
+        self.source = SamplingSession(state)
+        self.source.run_changed.connect(self.run_changed.emit)
+        self.source.checkpoints_changed.connect(self.checkpoints_changed.emit)
         self.cells: list[CompareRow] = []
         self.cancelled = False
         self.driver = JobDriver()
         self.driver.events.connect(self._on_events)
-        state.run_dir_changed.connect(self.open)
-        state.checkpoint_offered.connect(self._on_checkpoint_offered)
 
     @property
     def rows(self) -> list[dict[str, Any]]:
         return [c.row for c in self.cells]
 
     # --- the run ---------------------------------------------------------------------------
+    @property
+    def run(self) -> RunDir | None:
+        return self.source.run
+
+    @property
+    def checkpoints(self) -> list[Path]:
+        return self.source.checkpoints
+
     def open(self, path: str | Path | None) -> RunDir | None:
         """Compare samplers on this run (None, or a folder that is not a run: none)."""
-        self.run, self.checkpoints = None, []
-        if path is not None:
-            try:
-                run = RunDir(path).require()
-                run.config  # noqa: B018 - a bad config.toml is named now
-                self.run, self.checkpoints = run, run.checkpoints()
-            except StudioError:
-                self.run = None
-        self.run_changed.emit(self.run)
-        return self.run
+        return self.source.open(path)
 
     def refresh_checkpoints(self) -> bool:
-        if self.run is None:
-            return False
-        found = self.run.checkpoints()
-        if found == self.checkpoints:
-            return False
-        self.checkpoints = found
-        self.checkpoints_changed.emit(list(found))
-        return True
-
-    def _on_checkpoint_offered(self, path) -> None:
-        if self.run is not None and Path(path).resolve().parent.parent == self.run.path.resolve():
-            self.refresh_checkpoints()
+        return self.source.refresh_checkpoints()
 
     def family(self) -> str | None:
         return None if self.run is None else str(self.run.config.method.get("name"))
