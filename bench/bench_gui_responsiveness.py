@@ -12,7 +12,7 @@ In one run, interleaved (A B A B ...):
 
 Throughput is the job's own figure: steps / training seconds from the last row of the
 run's metrics.jsonl (same clock, same code path in A and B; set-up excluded). Both use
-the same intra-op thread count (the app uses 1 on 2 cores, PITFALLS.md).
+the same intra-op thread count (the app uses 1 on 2 cores, docs/PITFALLS.md).
 
 Targets: p99 lateness < 20 ms, throughput B / A >= 0.95.
 

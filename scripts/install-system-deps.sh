@@ -1,5 +1,5 @@
 #!/usr/bin/env sh
-# The Debian/Ubuntu packages the PySide6 wheels load and pip cannot install (PITFALLS.md):
+# The Debian/Ubuntu packages the PySide6 wheels load and pip cannot install (docs/PITFALLS.md):
 # Qt itself (offscreen too), the xcb platform plugin for a real X screen, and a virtual
 # screen (xvfb-run) plus the tools scripts/screenshots.py uses. Only where apt-get exists;
 # as root, or through sudo. Installs nothing when every package is already there.

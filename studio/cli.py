@@ -1,4 +1,4 @@
-"""The ``diffusion-studio`` command (DESIGN.md 3): train, sample, schedule, evaluate, gui.
+"""The ``diffusion-studio`` command (docs/DESIGN.md 3): train, sample, schedule, evaluate, gui.
 
 Every bad input is one line on stderr naming the culprit, and a documented exit code.
 """

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 # The Debian/Ubuntu package of each system library PySide6's platform plugins load
-# (PITFALLS.md); a library not listed here is still named, without a package.
+# (docs/PITFALLS.md); a library not listed here is still named, without a package.
 DEBIAN_PACKAGES = {
     "libGL.so.1": "libgl1", "libGLX.so.0": "libglx0", "libGLdispatch.so.0": "libglvnd0",
     "libEGL.so.1": "libegl1",

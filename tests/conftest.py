@@ -1,6 +1,6 @@
 import os
 
-# Qt runs headless in every test (PITFALLS.md); set before anything imports Qt.
+# Qt runs headless in every test (docs/PITFALLS.md); set before anything imports Qt.
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest  # noqa: E402
@@ -15,5 +15,5 @@ def _isolated_settings(tmp_path, monkeypatch):
 
 @pytest.fixture(autouse=True, scope="session")
 def _threads():
-    # 2-core machines: one intra-op thread keeps tests from oversubscribing (PITFALLS.md)
+    # 2-core machines: one intra-op thread keeps tests from oversubscribing (docs/PITFALLS.md)
     torch.set_num_threads(1)

@@ -1,4 +1,4 @@
-"""The diffusion-studio command through a real subprocess (DESIGN.md 3): end to end on
+"""The diffusion-studio command through a real subprocess (docs/DESIGN.md 3): end to end on
 a toy set and on digits, the schedule subcommand, and one-line errors for bad input
 that leave the run directory untouched."""
 

@@ -1,7 +1,7 @@
 """Exponential moving average of a network's weights.
 
 Quality on 2-D toys wanders with the last-iterate weights; sampling from an EMA (decay
-0.999) brought sliced Wasserstein to the held-out floor (PITFALLS.md). Buffers (e.g.
+0.999) brought sliced Wasserstein to the held-out floor (docs/PITFALLS.md). Buffers (e.g.
 normalisation statistics) are copied, not averaged.
 """
 

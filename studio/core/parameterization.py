@@ -1,5 +1,5 @@
 """The reparameterization triangle: eps, x0, v and score are one prediction seen four
-ways, for any ``x_t = alpha_t x_0 + sigma_t eps`` (DESIGN.md 1).
+ways, for any ``x_t = alpha_t x_0 + sigma_t eps`` (docs/DESIGN.md 1).
 
 * ``x0 = (x_t - sigma eps) / alpha``                       (Ho et al. 2020, eq. 15)
 * ``score = grad log q(x_t | x0) = -eps / sigma``          (Song & Ermon 2019, sec. 3.2)

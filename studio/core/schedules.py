@@ -1,6 +1,6 @@
 """Noise schedules: one object per schedule, all seen through one curve, the log-SNR.
 
-Every family is a Gaussian diffusion ``x_t = alpha_t x_0 + sigma_t eps`` (DESIGN.md 1),
+Every family is a Gaussian diffusion ``x_t = alpha_t x_0 + sigma_t eps`` (docs/DESIGN.md 1),
 described by ``lambda_t = log(alpha_t^2 / sigma_t^2)`` for continuous ``t`` in [0, 1]:
 
 * variance preserving (DDPM, VDM, custom): ``alpha_t^2 = sigmoid(lambda_t)``,

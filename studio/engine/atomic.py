@@ -1,5 +1,5 @@
 """Write every file under a temporary name in the same folder, then ``os.replace`` it
-into place: a reader (or a crash) never sees a half-written file (DESIGN.md 5)."""
+into place: a reader (or a crash) never sees a half-written file (docs/DESIGN.md 5)."""
 
 from __future__ import annotations
 

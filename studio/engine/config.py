@@ -1,4 +1,4 @@
-"""The TOML config of a run (DESIGN.md 3): sections ``data``, ``schedule``, ``method``,
+"""The TOML config of a run (docs/DESIGN.md 3): sections ``data``, ``schedule``, ``method``,
 ``network``, ``train``, ``sample``.
 
 Keys of ``data``, ``schedule``, ``method`` and ``network`` are the parameters of the

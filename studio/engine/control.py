@@ -1,7 +1,7 @@
 """Pause, resume and cancel a running job from any thread.
 
 The GUI calls these methods directly (not through a queued Qt slot: a busy worker's
-event loop never runs one, PITFALLS.md); the job calls :meth:`JobControl.checkpoint`
+event loop never runs one, docs/PITFALLS.md); the job calls :meth:`JobControl.checkpoint`
 between steps.
 """
 

@@ -1,7 +1,7 @@
 """The typed events a job yields (docs/INTERFACES.md, engine).
 
 Every array in an event is a numpy copy made on the worker thread, never a tensor or a
-view of a buffer the worker keeps writing (PITFALLS.md: a queued ndarray is shared, and
+view of a buffer the worker keeps writing (docs/PITFALLS.md: a queued ndarray is shared, and
 ``tensor.numpy()`` aliases the worker's storage).
 """
 

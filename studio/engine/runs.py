@@ -1,5 +1,5 @@
 """A run directory: everything a run needs to be resumed, sampled and opened by the app,
-on this machine or copied from another (DESIGN.md 3).
+on this machine or copied from another (docs/DESIGN.md 3).
 
     config.toml          the resolved config (every default written out)
     data.json            shape, kind and raw-scale transform of the data (for sampling

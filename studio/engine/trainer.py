@@ -48,7 +48,7 @@ LEVELS_PER_ROW = 64  # the pairs kept in metrics.jsonl per flush (loss by noise 
 @functools.lru_cache(maxsize=None)
 def warm_up() -> None:
     """Construct and step an AdamW once: the first one imports ~830 modules (0.8 s,
-    PITFALLS.md). The app calls this at start-up, before any job runs on a worker."""
+    docs/PITFALLS.md). The app calls this at start-up, before any job runs on a worker."""
     p = nn.Parameter(torch.zeros(1))
     opt = torch.optim.AdamW([p], lr=1e-3)
     p.grad = torch.zeros(1)

@@ -1,7 +1,7 @@
 """Reverse-process trajectories in HDF5, written step by step as sampling goes.
 
-Layout (DESIGN.md 3): ``x_t``, ``x0_hat`` and ``eps_hat`` as float16 ``(steps, N, ...)``,
-one uncompressed chunk per step (PITFALLS.md: h5py holds one global lock, so small
+Layout (docs/DESIGN.md 3): ``x_t``, ``x0_hat`` and ``eps_hat`` as float16 ``(steps, N, ...)``,
+one uncompressed chunk per step (docs/PITFALLS.md: h5py holds one global lock, so small
 uncompressed chunks keep a reader on another thread from stalling; noisy float16 barely
 compresses anyway); ``index``, ``t``, ``log_snr``, ``sigma`` per step; ``samples``
 (the final states) once sampling ends; the run's config and the sampling settings as

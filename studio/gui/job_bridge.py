@@ -3,7 +3,7 @@
 The job lifecycle lives in the Qt-free session layer (``studio.session.jobs.JobDriver``);
 this bridge only adds the clock: a QTimer on the GUI thread calls ``driver.poll()``,
 which drains the worker's queue and emits one batch per tick. No signal ever crosses
-threads (PITFALLS.md: a slot connected to a worker-owned object runs in the worker), and
+threads (docs/PITFALLS.md: a slot connected to a worker-owned object runs in the worker), and
 a training loop yielding thousands of events a second costs the GUI one emit per tick.
 """
 

@@ -37,7 +37,7 @@ def default_runs_root() -> Path:
 
 
 def default_threads() -> int | None:
-    """One intra-op thread on small machines while the app is up (PITFALLS.md: two
+    """One intra-op thread on small machines while the app is up (docs/PITFALLS.md: two
     threads collapse throughput whenever another thread wants a core)."""
     return 1 if (os.cpu_count() or 1) <= 2 else None
 
@@ -72,7 +72,7 @@ class TrainingSession:
     error = Signal(str)
 
     def __init__(self, state: AppState):
-        # the first AdamW imports ~830 modules (PITFALLS.md): the app warms it up on a
+        # the first AdamW imports ~830 modules (docs/PITFALLS.md): the app warms it up on a
         # background thread once its window shows (gui.app, engine.trainer.warm_up_in_background),
         # not here, where it delayed the window by ~3 s
         self.state = state

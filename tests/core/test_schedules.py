@@ -1,4 +1,4 @@
-"""Schedules against the seed facts of DESIGN.md and the papers' closed forms."""
+"""Schedules against the seed facts of docs/DESIGN.md and the papers' closed forms."""
 
 import json
 import math

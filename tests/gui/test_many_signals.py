@@ -1,5 +1,5 @@
 """PySide6 6.12.0 on Python 3.11 crashed after a few thousand Signal.emit() calls
-(PITFALLS.md); pyqtgraph emits on every setImage. This must survive ~10,000."""
+(docs/PITFALLS.md); pyqtgraph emits on every setImage. This must survive ~10,000."""
 
 from __future__ import annotations
 

@@ -202,7 +202,7 @@ def test_forward_preview_images(editor, state, qtbot):
 
 
 def test_diagnostics_closed_forms(state):
-    sched = make_schedule("linear")  # DESIGN.md: sqrt(abar_T) = 0.0063528
+    sched = make_schedule("linear")  # docs/DESIGN.md: sqrt(abar_T) = 0.0063528
     x = state.dataset.data
     a2, s2 = 0.0063528**2, 0.9999596
     d = x.shape[1]

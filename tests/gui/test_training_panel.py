@@ -63,7 +63,7 @@ def tiny_toml(tmp_path: Path, steps: int = 20000, lr: str = "2e-3", warmup: int 
 
 @pytest.fixture
 def panel(qtbot, state, tmp_path):
-    warm_up()  # the app does this at start-up (PITFALLS.md)
+    warm_up()  # the app does this at start-up (docs/PITFALLS.md)
     p = TrainingPanel(state)
     qtbot.addWidget(p)
     p.runs_root.setText(str(tmp_path / "runs"))

@@ -31,7 +31,7 @@ def toy_names() -> list[str]:
 
 
 def load_dataset(source: str, **options: Any) -> Dataset:
-    """Build the dataset a ``[data]`` config section describes (DESIGN.md 3).
+    """Build the dataset a ``[data]`` config section describes (docs/DESIGN.md 3).
 
     ``source`` is ``toy`` (``name`` picks the set; ``n``, ``seed``), ``digits``,
     ``array``, ``hdf5`` or ``folder`` (``path``, ``key``, ``resolution``, ``channels``,

@@ -1,6 +1,6 @@
 """Noise-level embeddings: features of the log-SNR a network is conditioned on.
 
-Every network of the studio sees the noise level as ``log_snr`` (DESIGN.md 1), which
+Every network of the studio sees the noise level as ``log_snr`` (docs/DESIGN.md 1), which
 may be huge or +-inf at the ends of a schedule; it is clamped to [-30, 30] (beyond that
 a sample is all data or all noise for any network) and divided by 8 (about
 ``ln(sigma) / 4``, EDM's noise conditioning scale, Karras et al. 2022, table 1) before

@@ -10,7 +10,7 @@ at step k (whatever the method's prediction kind),
 
 with per-step numbers that depend only on the schedule. So a sampler is a *plan*:
 those numbers, computed once as plain Python floats before the loop, and the loop is
-one network call and a handful of fused tensor ops per step (PITFALLS.md: a
+one network call and a handful of fused tensor ops per step (docs/PITFALLS.md: a
 diffusers ``step`` costs as much as a small MLP's forward pass).
 
 Records: one :class:`StepRecord` per step, whatever number of network calls a step

@@ -9,7 +9,7 @@ from .scatter import ScatterView
 
 import pyqtgraph as pg
 
-# white plots, no OpenGL (offscreen has none, PITFALLS.md); set once for every view
+# white plots, no OpenGL (offscreen has none, docs/PITFALLS.md); set once for every view
 pg.setConfigOptions(useOpenGL=False, antialias=True, background="w", foreground="k")
 
 __all__ = ["ImageGridView", "MessageBanner", "ParameterForm", "ScatterView", "controls_beside", "mosaic"]

@@ -1,4 +1,4 @@
-"""A grid of images drawn as ONE uint8 mosaic in one ``pg.ImageItem`` (PITFALLS.md:
+"""A grid of images drawn as ONE uint8 mosaic in one ``pg.ImageItem`` (docs/PITFALLS.md:
 one item with ``setImage(..., autoLevels=False)`` is far cheaper than many items)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The training config as a form: method, network, data, schedule and ``[train]`` keys.
 
-The form edits the sections of a CLI config (DESIGN.md 3) and nothing else, so a config
+The form edits the sections of a CLI config (docs/DESIGN.md 3) and nothing else, so a config
 built here runs unchanged with ``diffusion-studio train`` on a server. ``config()``
 checks it with ``engine.config.parse_config`` (errors name ``[section] key``); presets
 come from ``resources/configs`` (engine.presets); TOML save and load go through

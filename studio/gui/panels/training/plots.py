@@ -3,7 +3,7 @@
 Items are created once; ``refresh()`` (called by the panel's timer, not per event) hands
 each curve its buffer view with one ``setData`` and the heatmap one
 ``setImage(autoLevels=False)``. Long curves are downsampled by pyqtgraph (peak mode,
-clipped to view: PITFALLS.md), so a long run costs a frame what a short one does.
+clipped to view: docs/PITFALLS.md), so a long run costs a frame what a short one does.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ def rms(a: np.ndarray) -> float:
 
 
 def score_from_eps(eps: np.ndarray, sigma: float) -> np.ndarray:
-    """score = -eps / sigma (DESIGN.md 1), in the model's units."""
+    """score = -eps / sigma (docs/DESIGN.md 1), in the model's units."""
     return -np.asarray(eps, dtype=np.float32) / max(float(sigma), 1e-12)
 
 

@@ -1,7 +1,7 @@
 """What the viewer shows of one step.
 
 Images: x_t, predicted x0 and predicted noise side by side (and the score for NCSN),
-each one ``ImageGridView`` (one uint8 mosaic, PITFALLS.md). Showing a step is one chunk
+each one ``ImageGridView`` (one uint8 mosaic, docs/PITFALLS.md). Showing a step is one chunk
 read per view and one ``setImage``.
 
 2-D data: one plot with x_t, the predicted x0 (faint), the paths of a few particles up
