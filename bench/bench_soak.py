@@ -84,6 +84,7 @@ def main() -> None:
     ap.add_argument("--interval", type=float, default=60.0, help="seconds between rows")
     ap.add_argument("--warmup", type=float, default=3.0, help="minutes left out of the slopes")
     ap.add_argument("--json", help="write the rows and slopes here")
+    ap.add_argument("--no-scrub", action="store_true", help="sample but never show a step (isolates the drawing's cost)")
     args = ap.parse_args()
 
     from PySide6.QtCore import QElapsedTimer, QSettings, Qt, QTimer
@@ -123,7 +124,7 @@ def main() -> None:
                 and any((Path(training.run_dir) / "checkpoints").iterdir()):
             viewer.start_sampling()
         data = viewer.data
-        if data is not None and data.count > 0:
+        if data is not None and data.count > 0 and not args.no_scrub:
             viewer.show_step(rng.randrange(data.count))
             counts["scrubs"] += 1
 
