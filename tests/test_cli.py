@@ -73,7 +73,10 @@ def test_toy_train_sample_evaluate(tmp_path):
     assert proc.returncode == 0, proc.stderr
     samples = np.load(tmp_path / "s.npz")["samples"]
     assert samples.shape == (500, 2) and np.isfinite(samples).all()
-    assert Image.open(tmp_path / "g.png").size == (512, 512)
+    with Image.open(tmp_path / "g.png") as grid:  # points are exported as a plot with axes
+        assert grid.size == (1200, 1200)
+        pixels = np.asarray(grid.convert("RGB"))
+    assert (pixels.std(axis=2) > 30).mean() > 1e-3  # coloured sample dots over the grey data
     with Image.open(tmp_path / "a.gif") as gif:
         assert gif.n_frames > 10
     with h5py.File(tmp_path / "t.h5", "r") as f:

@@ -1,6 +1,6 @@
 """Names the command resolves: plugins come only from installed entry points and the
-folder named by ``--plugins`` (the example plugin's schedule is unknown without the flag
-and usable with it); shipped configs train by name."""
+folder named by ``--plugins`` (a user's plugin schedule is unknown without the flag and
+usable with it); shipped configs train by name."""
 
 from __future__ import annotations
 
@@ -13,14 +13,21 @@ PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 
 
 def test_a_plugin_schedule_needs_the_folder(tmp_path):
-    without = run_cli("schedule", "shifted_cosine", "--json")
+    # the shipped examples are entry points of the package itself; a user's own plugin
+    # (here a copy of one under another name) comes only from the folder the user names
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    source = (PLUGINS / "example_schedule.py").read_text()
+    assert source.count('"shifted_cosine"') >= 1
+    (folder / "my_schedule.py").write_text(source.replace('"shifted_cosine"', '"my_shifted_cosine"'))
+    without = run_cli("schedule", "my_shifted_cosine", "--json")
     assert without.returncode == 2
-    assert "shifted_cosine" in without.stderr
+    assert "my_shifted_cosine" in without.stderr
 
-    with_folder = run_cli("--plugins", PLUGINS, "schedule", "shifted_cosine", "resolution=64", "--json")
+    with_folder = run_cli("--plugins", folder, "schedule", "my_shifted_cosine", "resolution=64", "--json")
     assert with_folder.returncode == 0, with_folder.stderr
     curves = json.loads(with_folder.stdout)
-    assert curves["schedule"]["family"] == "shifted_cosine"
+    assert curves["schedule"]["family"] == "my_shifted_cosine"
     log_snr = curves["curves"]["log_snr"]
     assert all(a > b for a, b in zip(log_snr, log_snr[1:]))  # a valid schedule came back
 

@@ -259,9 +259,6 @@ class Trainer:
             if config is None:
                 raise ConfigError("train_job needs a config (or resume=True with a run directory)")
             cfg = as_config(config)
-            if run.exists() or run.checkpoints():
-                raise RunError(f"run directory {run.path} already holds a run; resume it or choose another output folder")
-        check_writable(run.path)  # another process writing this run: RunLocked now, not mid-run
         if steps is not None:
             if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
                 raise ConfigError(f"--steps {steps!r}: expected an integer >= 1")
@@ -285,6 +282,10 @@ class Trainer:
         seed_everything(tr["seed"])  # initial weights: the same on every rank
         method, net = build_model(cfg, dataset.shape, dataset.kind)
         method.to(dev), net.to(dev)
+        # the config is good (a bad value is the more useful message); now the folder
+        if not resume and (run.exists() or run.checkpoints()):
+            raise RunError(f"run directory {run.path} already holds a run; resume it or choose another output folder")
+        check_writable(run.path)  # another process writing this run: RunLocked now, not mid-run
         self.method, self.net = method, net
         self.objective = Objective(method, net)
         self.params = [p for p in self.objective.parameters() if p.requires_grad]
