@@ -194,7 +194,11 @@ def bench_every_sampler(method, net, x_T: torch.Tensor, reps: int, steps: int = 
 QUALITY_SAMPLERS = ("ancestral", "ddim", "langevin", "euler", "heun", "dpmpp_2m", "euler_maruyama", "pc", "rk45")
 # grids for the ODE solvers: the schedule's whole noise range whatever the step count
 # (uniform_t stops at t = 1 / steps, far from the data at 5 NFE)
-QUALITY_OPTIONS = {"euler": {"grid": "karras"}, "heun": {"grid": "karras"}, "dpmpp_2m": {"grid": "uniform_log_snr"}}
+# (rk45 gets one interval: on uniform_t that interval ends at t = 0.5)
+QUALITY_OPTIONS = {
+    "euler": {"grid": "karras"}, "heun": {"grid": "karras"}, "dpmpp_2m": {"grid": "uniform_log_snr"},
+    "rk45": {"grid": "karras"},
+}
 BUDGETS = (5, 10, 20, 50, 100, 1000)
 
 
