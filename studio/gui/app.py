@@ -7,10 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from studio.core.data import load_dataset, toy_names
-from studio.core.data import toy as _toy  # noqa: F401 - registers the toy sets
-from studio.core.schedules import make_schedule
-from studio.session import AppState
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported where used: torch comes in after the splash is on screen
+    from studio.session import AppState
 
 DEFAULT_DATA = {"source": "toy", "name": "swiss_roll", "n": 4000, "seed": 0}
 
@@ -18,6 +18,11 @@ DEFAULT_DATA = {"source": "toy", "name": "swiss_roll", "n": 4000, "seed": 0}
 def default_state(run_dir: str | Path | None = None) -> AppState:
     """What a first-time user sees: a toy 2-D set and the linear DDPM schedule, the
     schedule already chosen for training."""
+    from studio.core.data import load_dataset, toy_names
+    from studio.core.data import toy as _toy  # noqa: F401 - registers the toy sets
+    from studio.core.schedules import make_schedule
+    from studio.session import AppState
+
     state = AppState()
     options = dict(DEFAULT_DATA)
     if options["name"] not in toy_names():  # keep working if the set list changes
@@ -46,6 +51,25 @@ def build_window(state: AppState, settings=None):
     return window
 
 
+def show_splash(app, icon_path):
+    """A small window with the app's icon and what is loading, painted at once: importing
+    torch alone takes seconds on a small machine, and a launch that shows nothing for that
+    long looks like one that failed."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QPixmap
+    from PySide6.QtWidgets import QSplashScreen
+
+    pixmap = QPixmap(str(icon_path))
+    if not pixmap.isNull():
+        pixmap = pixmap.scaled(256, 256, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+    splash = QSplashScreen(pixmap)
+    splash.showMessage("Diffusion Studio: loading torch and the panels…",
+                       Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+    splash.show()
+    app.processEvents()  # paint it now, before the long imports
+    return splash
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="diffusion-studio gui", description="Open the Diffusion Studio app.")
     parser.add_argument("run_dir", nargs="?", help="a run directory to open in the viewer")
@@ -68,12 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     from studio.engine.presets import APP_ICON
 
     app.setWindowIcon(QIcon(str(APP_ICON)))  # every window of the app, the main one too
+    splash = show_splash(app, APP_ICON)  # on screen before torch and the panels load (~5 s on 2 cores)
     run_dir = Path(args.run_dir) if args.run_dir else None
     if run_dir is not None and not run_dir.is_dir():
         print(f"diffusion-studio: run directory not found: {run_dir}", file=sys.stderr)
         run_dir = None
     window = build_window(default_state(run_dir))
     window.show()
+    splash.finish(window)
     from PySide6.QtCore import QTimer
 
     from studio.engine.trainer import warm_up_in_background
