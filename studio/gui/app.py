@@ -63,8 +63,8 @@ def show_splash(app, icon_path):
     if not pixmap.isNull():
         pixmap = pixmap.scaled(256, 256, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
     splash = QSplashScreen(pixmap)
-    splash.showMessage("Diffusion Studio: loading torch and the panels…",
-                       Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter)
+    splash.showMessage("Loading Diffusion Studio…", Qt.AlignmentFlag.AlignBottom | Qt.AlignmentFlag.AlignHCenter,
+                       Qt.GlobalColor.white)  # short and light: it sits on the icon's dark ground
     splash.show()
     app.processEvents()  # paint it now, before the long imports
     return splash
