@@ -5,13 +5,12 @@ tiny 2-D DDPM runs that differ in the settings a test names."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+from tests.engine import procs
+from tests.engine.procs import ENV, cli  # noqa: F401 - the one way the tests start the CLI
 
 CONFIG = """
 [data]
@@ -51,14 +50,8 @@ def write_config(folder: Path, name: str, family: str = "linear", steps: int = 4
     return path
 
 
-def cli(*args: object) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "studio", *map(str, args)], env=ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-
-
 def run_cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "studio", *map(str, args)], env=ENV, capture_output=True, text=True,
-                          timeout=timeout)
+    return procs.run_cli(*args, timeout=timeout)  # runs here train and evaluate: a longer limit
 
 
 def train(root: Path, runs: dict[str, dict], codes: dict[str, int] | None = None) -> dict[str, Path]:
