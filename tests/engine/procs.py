@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from studio.engine.checkpoint import load_checkpoint
+from studio.engine.config import load_config
+from studio.engine.runs import RunDir
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
@@ -70,6 +75,19 @@ def wait_for(predicate, timeout: float = 60.0, what: str = "condition", proc: su
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def killed_after(proc: subprocess.Popen, delay: float) -> bool:
+    """SIGKILL ``proc`` after ``delay`` seconds unless it ends first (then it must have
+    succeeded); True when it was killed."""
+    try:
+        proc.wait(timeout=delay)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return True
+    assert proc.returncode == 0, proc.stderr.read()
+    return False
+
+
 def status(run: Path) -> dict:
     try:
         return json.loads((Path(run) / "status.json").read_text())
@@ -79,3 +97,30 @@ def status(run: Path) -> dict:
 
 def metric_rows(run: Path) -> list[dict]:
     return [json.loads(x) for x in (Path(run) / "metrics.jsonl").read_text().splitlines() if x.strip()]
+
+
+METRIC_KEYS = ("step", "loss", "loss_smooth", "grad_norm", "lr")  # those a resume must reproduce exactly
+
+
+def metric_table(run: Path, upto: int | None = None) -> list[list[float]]:
+    """The run's metrics rows (up to step ``upto``) as the values a resume must reproduce."""
+    return [[r[k] for k in METRIC_KEYS] for r in metric_rows(run) if upto is None or r["step"] <= upto]
+
+
+def assert_intact(run) -> int:
+    """Every file of the run parses; returns the last complete metrics step."""
+    if (run / "config.toml").exists():
+        load_config(run / "config.toml")
+    for name in ("status.json", "data.json"):
+        if (run / name).exists():
+            json.loads((run / name).read_text())
+    for ckpt in RunDir(run).checkpoints():
+        state = load_checkpoint(ckpt)  # every tensor read: none truncated
+        assert int(state["step"]) == int(ckpt.stem.split("_")[1])
+    steps = []
+    if (run / "metrics.jsonl").exists():
+        data = (run / "metrics.jsonl").read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]  # a torn last line is allowed (the resume drops it)
+        steps = [json.loads(line)["step"] for line in complete.splitlines()]
+    assert steps == list(range(1, len(steps) + 1)), "metrics rows not contiguous"
+    return len(steps)

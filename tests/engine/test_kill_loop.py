@@ -5,42 +5,17 @@ metrics equal an uninterrupted run's, row for row."""
 
 from __future__ import annotations
 
-import json
 import random
-import signal
-import subprocess
 
 import pytest
 
-from studio.engine.checkpoint import load_checkpoint
-from studio.engine.config import load_config
 from studio.engine.run_lock import run_liveness
 from studio.engine.runs import RunDir
 
-from .procs import cli, metric_rows, run_cli, status, tiny_config, wait_for
+from .procs import assert_intact, cli, killed_after, metric_table, run_cli, status, tiny_config, wait_for
 
 KILLS = 5
 STEPS = 800
-KEYS = ("step", "loss", "loss_smooth", "grad_norm", "lr")
-
-
-def assert_intact(run) -> int:
-    """Every file of the run parses; returns the last complete metrics step."""
-    if (run / "config.toml").exists():
-        load_config(run / "config.toml")
-    for name in ("status.json", "data.json"):
-        if (run / name).exists():
-            json.loads((run / name).read_text())
-    for ckpt in RunDir(run).checkpoints():
-        state = load_checkpoint(ckpt)  # every tensor read: none truncated
-        assert int(state["step"]) == int(ckpt.stem.split("_")[1])
-    steps = []
-    if (run / "metrics.jsonl").exists():
-        data = (run / "metrics.jsonl").read_bytes()
-        complete = data[: data.rfind(b"\n") + 1]  # a torn last line is allowed (the resume drops it)
-        steps = [json.loads(line)["step"] for line in complete.splitlines()]
-    assert steps == list(range(1, len(steps) + 1)), "metrics rows not contiguous"
-    return len(steps)
 
 
 @pytest.mark.slow
@@ -54,20 +29,15 @@ def test_random_sigkills_then_resume_match_uninterrupted(tmp_path):
     for k in range(KILLS):
         fresh = not (run / "config.toml").exists()
         proc = cli("train", config, "--out", run) if fresh else cli("train", run, "--resume")
-        try:
-            if k % 3 == 0:  # some kills land anywhere: interpreter start-up, data, model, first writes
-                delay = rng.uniform(0.0, 2.0)
-            else:  # most land in training: steps, metric flushes, checkpoint writes, status beats
-                wait_for(lambda: status(run).get("pid") == proc.pid or proc.poll() is not None, 120, "training", None)
-                delay = rng.uniform(0.0, 0.6)
-            proc.wait(timeout=delay)
-            finished = proc.returncode == 0
-            assert finished, proc.stderr.read()
+        if k % 3 == 0:  # some kills land anywhere: interpreter start-up, data, model, first writes
+            delay = rng.uniform(0.0, 2.0)
+        else:  # most land in training: steps, metric flushes, checkpoint writes, status beats
+            wait_for(lambda: status(run).get("pid") == proc.pid or proc.poll() is not None, 120, "training", None)
+            delay = rng.uniform(0.0, 0.6)
+        if not killed_after(proc, delay):
+            finished = True
             break
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            kills += 1
+        kills += 1
         assert_intact(run)
         if status(run):
             assert run_liveness(run) in ("stopped", "finished")
@@ -78,8 +48,7 @@ def test_random_sigkills_then_resume_match_uninterrupted(tmp_path):
     assert reference.wait(timeout=240) == 0, reference.stderr.read()
     assert kills >= KILLS // 2, f"only {kills} kills landed"
     assert assert_intact(run) == STEPS and run_liveness(run) == "finished"
-    a, b = metric_rows(whole), metric_rows(run)
-    assert [[r[k] for k in KEYS] for r in a] == [[r[k] for k in KEYS] for r in b]
+    assert metric_table(whole) == metric_table(run)
     leftovers = [p.name for p in run.rglob(".*.tmp.*")]
     assert not leftovers, leftovers
     print(f"kill loop: {kills} SIGKILLs, {len(RunDir(run).checkpoints())} checkpoints kept, {STEPS} rows equal")
