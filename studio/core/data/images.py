@@ -97,12 +97,57 @@ def _square(im: Any, resolution: int) -> Any:
     return im
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# EXIF orientation -> the transpose that turns the picture upright (as ImageOps.exif_transpose)
+EXIF_TURNS = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE", 6: "ROTATE_270",
+              7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+def png_bit_depth(path: Path) -> int:
+    """The bit depth of a PNG's samples, from its IHDR chunk (PNG spec 11.2.2); 0 for
+    another file. Pillow opens 16-bit colour PNGs as 8-bit RGB(A) and does not say so."""
+    with open(path, "rb") as f:
+        head = f.read(26)
+    if len(head) < 26 or head[:8] != PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return 0
+    return head[24]
+
+
+def _read_png16_colour(path: Path, orientation: int, resolution: int) -> tuple[torch.Tensor, bool]:
+    """A 16-bit colour or grey+alpha PNG at full depth, read by pypng (Pillow keeps only
+    the high byte of each sample): [0, 1] floats, alpha over white, turned upright by its
+    EXIF ``orientation``, squared per channel in float."""
+    import png
+    from PIL import Image
+
+    try:
+        width, height, rows, info = png.Reader(filename=str(path)).read()  # stored samples (sBIT is a hint)
+        x = np.vstack([np.asarray(r, dtype=np.float64) for r in rows])
+    except png.Error as e:
+        raise OSError(f"16-bit PNG: {e}") from None
+    x = x.reshape(height, width, info["planes"]) / 65535.0
+    if info["alpha"]:  # transparent pixels over white, as a viewer shows them
+        x = x[..., :-1] * x[..., -1:] + (1.0 - x[..., -1:])
+    channels = []
+    for c in range(x.shape[-1]):
+        plane = Image.fromarray(x[..., c].astype(np.float32), mode="F")
+        if orientation in EXIF_TURNS:
+            plane = plane.transpose(getattr(Image.Transpose, EXIF_TURNS[orientation]))
+        channels.append(np.asarray(_square(plane, resolution), dtype=np.float32))
+    grey = len(channels) == 1
+    out = torch.from_numpy(np.clip(np.stack(channels), 0.0, 1.0))
+    return (out.expand(3, -1, -1).contiguous() if grey else out), grey
+
+
 def _read_image(path: Path, resolution: int) -> tuple[torch.Tensor, bool, int]:
     """One file -> (3, R, R) float in [0, 1], whether it was grey, and its number of
-    levels (256, or 65536 for a 16-bit grey PNG); PIL errors propagate."""
+    levels (256, or 65536 for a 16-bit PNG); PIL errors propagate."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
+        if im.format == "PNG" and im.mode in ("RGB", "RGBA", "LA") and png_bit_depth(path) == 16:
+            x, grey = _read_png16_colour(path, im.getexif().get(0x0112, 1), resolution)
+            return x, grey, 65536
         im.load()
         im = ImageOps.exif_transpose(im)  # phone JPEGs store their rotation in EXIF
         if im.mode in HIGH_DEPTH_MODES:

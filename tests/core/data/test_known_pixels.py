@@ -150,3 +150,75 @@ def test_normalisation_is_a_data_key(tmp_path):
     assert float(normalise(ds, "unit_max").data.abs().max()) == pytest.approx(1.0)
     with pytest.raises(ConfigError, match=r"\[data\] normalisation = 'zscore'"):
         parse_config({"data": {**section, "normalisation": "zscore"}})
+
+
+def png16(folder, name: str, v: np.ndarray, exif_orientation: int | None = None) -> None:
+    """A 16-bit PNG of ``v`` (H, W, planes) written by pypng; an eXIf chunk when given."""
+    import png
+
+    h, w, planes = v.shape
+    buf = io.BytesIO()
+    png.Writer(w, h, greyscale=planes < 3, alpha=planes in (2, 4), bitdepth=16).write(buf, v.reshape(h, w * planes))
+    data = buf.getvalue()
+    if exif_orientation is not None:  # before IEND: a PNG eXIf chunk holds the TIFF bytes
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        chunks = list(png.Reader(bytes=data).chunks())
+        chunks.insert(-1, (b"eXIf", exif.tobytes()[6:]))  # without the JPEG "Exif\0\0" prefix
+        buf = io.BytesIO()
+        png.write_chunks(buf, chunks)
+        data = buf.getvalue()
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_bytes(data)
+
+
+def test_16bit_colour_png_keeps_its_low_byte(tmp_path):
+    """Pillow opens a 48-bit PNG as 8-bit RGB (the high byte of each sample): read at full depth."""
+    v = RNG.integers(0, 65536, (S, S, 3), dtype=np.uint16)
+    png16(tmp_path / "rgb16", "a.png", v)
+    with Image.open(tmp_path / "rgb16" / "a.png") as im:
+        assert im.mode == "RGB" and np.array_equal(np.asarray(im), (v >> 8).astype(np.uint8))  # what PIL gives
+    ds = load_dataset("folder", path=str(tmp_path / "rgb16"), resolution=S)
+    assert ds.shape == (3, S, S) and ds.meta["levels"] == 65536
+    got = raw_pixels(ds)[0]
+    assert np.abs(got - v / 65535.0).max() < 0.5 / 65535  # exact up to the 16-bit grid
+    assert np.abs(got - (v >> 8) / 255.0).max() > 100 / 65535  # not the 8-bit values PIL reads
+
+
+def test_16bit_rgba_and_grey_alpha_png_over_white(tmp_path):
+    rgba = RNG.integers(0, 65536, (S, S, 4), dtype=np.uint16)
+    png16(tmp_path / "rgba16", "a.png", rgba)
+    ds = load_dataset("folder", path=str(tmp_path / "rgba16"), resolution=S)
+    a = rgba[..., 3:] / 65535.0
+    assert ds.meta["levels"] == 65536
+    assert np.abs(raw_pixels(ds)[0] - (rgba[..., :3] / 65535.0 * a + 1 - a)).max() < 1e-6
+
+    la = RNG.integers(0, 65536, (S, S, 2), dtype=np.uint16)
+    png16(tmp_path / "la16", "a.png", la)
+    ds = load_dataset("folder", path=str(tmp_path / "la16"), resolution=S)
+    a = la[..., 1] / 65535.0
+    assert ds.shape == (1, S, S) and np.abs(raw_pixels(ds)[0, ..., 0] - (la[..., 0] / 65535.0 * a + 1 - a)).max() < 1e-6
+
+
+def test_16bit_colour_png_turned_by_exif_and_mixed_with_8bit(tmp_path):
+    v = RNG.integers(0, 65536, (S, S, 3), dtype=np.uint16)
+    png16(tmp_path / "mix", "a.png", v, exif_orientation=6)  # stored turned: shown rotated 90° clockwise
+    eight = RNG.integers(0, 256, (S, S, 3), dtype=np.uint8)
+    Image.fromarray(eight, "RGB").save(tmp_path / "mix" / "b.png")
+    ds = load_dataset("folder", path=str(tmp_path / "mix"), resolution=S)
+    got = raw_pixels(ds)
+    assert ds.meta["levels"] == 65536  # 8-bit k/255 lies on the 16-bit grid too (257k/65535)
+    assert np.abs(got[0] - np.rot90(v, k=-1) / 65535.0).max() < 0.5 / 65535
+    assert np.abs(got[1] - eight / 255.0).max() < 1e-6
+
+
+def test_truncated_16bit_colour_png_is_skipped_by_name(tmp_path):
+    png16(tmp_path / "cut", "a.png", RNG.integers(0, 65536, (S, S, 3), dtype=np.uint16))
+    good = RNG.integers(0, 65536, (S, S, 3), dtype=np.uint16)
+    png16(tmp_path / "cut", "b.png", good)
+    data = (tmp_path / "cut" / "a.png").read_bytes()
+    (tmp_path / "cut" / "a.png").write_bytes(data[: len(data) // 2])
+    with pytest.warns(UserWarning, match="a.png"):
+        ds = load_dataset("folder", path=str(tmp_path / "cut"), resolution=S)
+    assert ds.meta["files"] == ["b.png"] and ds.meta["skipped"][0][0] == "a.png"
+    assert np.abs(raw_pixels(ds)[0] - good / 65535.0).max() < 0.5 / 65535
