@@ -64,6 +64,27 @@ def run_cli(*args: object, timeout: float = 120) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
+def side_by_side(commands: dict[str, tuple], logs: Path, timeout: float = 900) -> dict[str, str]:
+    """Each ``diffusion-studio`` command line run at once (on 2 cores the second one is
+    otherwise idle: pytest and each run use one thread); what each printed, once all
+    exited with 0. Output goes to files in ``logs``: a full pipe would hold one process
+    back until the other ended."""
+    procs = {}
+    for name, args in commands.items():
+        out, err = (open(Path(logs) / f"{name}.{kind}", "w+") for kind in ("out", "err"))
+        procs[name] = (subprocess.Popen([sys.executable, "-m", "studio", *map(str, args)], env=ENV, stdout=out, stderr=err,
+                                        text=True), out, err)
+    printed = {}
+    for name, (proc, out, err) in procs.items():
+        proc.wait(timeout=timeout)
+        with out, err:
+            out.seek(0)
+            err.seek(0)
+            printed[name] = out.read()
+            assert proc.returncode == 0, (name, err.read())
+    return printed
+
+
 def wait_for(predicate, timeout: float = 60.0, what: str = "condition", proc: subprocess.Popen | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

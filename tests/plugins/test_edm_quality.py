@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import CONFIGS, run_cli
+from tests.engine.procs import side_by_side
+from tests.test_cli import CONFIGS
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 STEPS = "800"
@@ -30,19 +31,19 @@ def edm_config() -> str:
     )
 
 
-def trained_swd(config: Path, out: Path) -> dict:
-    proc = run_cli("--plugins", PLUGINS, "train", config, "--out", out, "--steps", STEPS, timeout=900)
-    assert proc.returncode == 0, proc.stderr
-    proc = run_cli("--plugins", PLUGINS, "evaluate", out, "--json", timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+def trained_swd(configs: dict[str, Path], root: Path) -> dict[str, dict]:
+    """Both trained side by side, then both evaluated side by side."""
+    side_by_side({name: ("--plugins", PLUGINS, "train", config, "--out", root / name, "--steps", STEPS)
+                  for name, config in configs.items()}, root)
+    printed = side_by_side({name: ("--plugins", PLUGINS, "evaluate", root / name, "--json") for name in configs}, root)
+    return {name: json.loads(text) for name, text in printed.items()}
 
 
 @pytest.mark.slow
 def test_edm_reaches_ddpm_quality_on_the_swiss_roll(tmp_path):
     (tmp_path / "edm_toy.toml").write_text(edm_config())
-    edm = trained_swd(tmp_path / "edm_toy.toml", tmp_path / "edm")
-    ddpm = trained_swd(CONFIGS / "ddpm_toy.toml", tmp_path / "ddpm")
+    figures = trained_swd({"edm": tmp_path / "edm_toy.toml", "ddpm": CONFIGS / "ddpm_toy.toml"}, tmp_path)
+    edm, ddpm = figures["edm"], figures["ddpm"]
     print(f"sliced Wasserstein: EDM {edm['sliced_wasserstein']:.4f}, DDPM {ddpm['sliced_wasserstein']:.4f}")
     assert edm["sampler"] == "ancestral" and edm["steps"] == 100
     # EDM's prior is N(0, 80^2): far from the data, and the samples end close to it
