@@ -90,14 +90,14 @@ def test_karras_grid_is_dense_near_the_data():
     assert bool((steps[1:] < steps[:-1]).all()) and float(steps[0]) > 100 * float(steps[-1])
 
 
-# deterministic: "exact" (the branch reproduces the rest of the run), "close" (a multistep
-# solver restarts its history: its first step is first order), None (stochastic)
+# deterministic: "exact" (the branch reproduces the rest of the run), "multistep" (exact
+# when given the previous record's x0_hat and t, first order without), None (stochastic)
 BRANCHING = [
     ("ddim", {}, "exact"),
     ("euler", {}, "exact"),
     ("heun", {}, "exact"),
     ("rk45", {"rtol": 1e-4, "atol": 1e-4}, "exact"),
-    ("dpmpp_2m", {}, "close"),
+    ("dpmpp_2m", {}, "multistep"),
     ("ancestral", {}, None),
     ("langevin", {"n_steps_each": 3}, None),
     ("euler_maruyama", {}, None),
@@ -142,12 +142,17 @@ def test_branch_continues_on_the_same_grid(sampler_name, opts, deterministic, me
             for a, b in zip(rest, full[k:]):
                 assert a.t == pytest.approx(b.t, abs=1e-12)
                 assert torch.allclose(a.x_next, b.x_next, atol=1e-5)
-        elif deterministic == "close":  # the branch's first step is DDIM's (first order), then 2M again
+        elif deterministic == "multistep":
             assert len(rest) == len(full) - k
+            # without its history the branch's first step is DDIM's (first order) ...
             (ddim,) = list(SAMPLERS.get("ddim")(method, net, (16, 2), branch, x_init=full[k].x_t, t_start=full[k].t, grid=grid))[:1]
             assert torch.allclose(rest[0].x_next, ddim.x_next, atol=1e-5)
-            if k == 0:
-                assert all(torch.allclose(a.x_next, b.x_next, atol=1e-5) for a, b in zip(rest, full))
+            if k > 0:  # ... with record k-1's x0_hat and t it is the straight run's, every record
+                rest = list(sampler(method, net, (16, 2), branch, x_init=full[k].x_t, t_start=full[k].t,
+                                    x0_prev=full[k - 1].x0_hat, t_prev=full[k - 1].t, **opts))
+                assert not torch.allclose(ddim.x_next, full[k].x_next, atol=1e-4)  # the history matters here
+            for a, b in zip(rest, full[k:]):
+                assert torch.allclose(a.x_next, b.x_next, atol=1e-6)
 
 
 def test_langevin_branch_steps_count_levels():
@@ -196,3 +201,16 @@ def test_the_cli_lists_every_built_in_sampler():
 
     built_in = {n for n in SAMPLERS.names() if type(SAMPLERS.get(n)).__module__.startswith("studio.core.samplers")}
     assert set(SAMPLER_NAMES) == built_in
+
+
+def test_branch_history_is_checked():
+    sampler, method = SAMPLERS.get("dpmpp_2m"), make_method("vdm")
+    net = GaussianDenoiser(True)
+    x = torch.zeros(4, 2)
+    for kwargs, words in (
+        ({"x0_prev": x}, "both x0_prev and t_prev"),
+        ({"x0_prev": torch.zeros(3, 2), "t_prev": 0.9}, "x0_prev has shape"),
+        ({"x0_prev": x, "t_prev": 0.4}, "t_prev = 0.4"),
+    ):
+        with pytest.raises(StudioError, match=words):
+            sampler(method, net, (4, 2), 5, x_init=x, t_start=0.5, **kwargs)

@@ -213,6 +213,22 @@ def check_clip(sampler: str, value: Any) -> float | None:
     return float(value) or None
 
 
+def check_history(
+    sampler: str, shape: tuple[int, ...], t_start: float, x0_prev: Tensor | None, t_prev: float | None
+) -> float | None:
+    """A branch's multistep history: both of ``x0_prev`` and ``t_prev`` or neither;
+    ``t_prev`` (the record before the branch) lies above ``t_start``."""
+    if x0_prev is None and t_prev is None:
+        return None
+    if x0_prev is None or t_prev is None:
+        raise StudioError(f"sampler {sampler!r}: give both x0_prev and t_prev (the previous record's x0_hat and t) or neither")
+    if tuple(x0_prev.shape) != shape:
+        raise StudioError(f"sampler {sampler!r}: x0_prev has shape {tuple(x0_prev.shape)}, expected {shape}")
+    if isinstance(t_prev, bool) or not isinstance(t_prev, (int, float)) or not t_start < t_prev <= 1.0:
+        raise StudioError(f"sampler {sampler!r}: t_prev = {t_prev!r} must be in (t_start, 1] = ({t_start!r}, 1]")
+    return float(t_prev)
+
+
 class Sampler(ABC):
     """A reverse-process sampler: a plan of per-step numbers and the loop that runs it.
 
@@ -225,6 +241,7 @@ class Sampler(ABC):
     families: tuple[str, ...] = FAMILIES
     specs: tuple[OptionSpec, ...] = ()
     adaptive = False  # True: the evaluations per step are known only after the run
+    multistep = False  # True: plan() takes ``t_prev`` and a branch passes its history
 
     # --- options --------------------------------------------------------------------
     def option_specs(self) -> dict[str, OptionSpec]:
@@ -328,9 +345,16 @@ class Sampler(ABC):
         generator: torch.Generator | None = None,
         x_init: Tensor | None = None,
         t_start: float | None = None,
+        x0_prev: Tensor | None = None,
+        t_prev: float | None = None,
         **options: Any,
     ) -> Iterator[StepRecord]:
-        """Check the arguments now, and return the generator of the run's records."""
+        """Check the arguments now, and return the generator of the run's records.
+
+        A branch from record k of a run passes ``x_init = record.x_t``, ``t_start =
+        record.t`` and, for a multistep sampler (``multistep``: DPM-Solver++(2M)), the
+        history the step needs, ``x0_prev`` and ``t_prev`` = record k-1's ``x0_hat`` and
+        ``t``, so it continues exactly as the unbranched run; other samplers ignore them."""
         self.check_method(method)
         steps = check_int(self.name, "steps", steps)
         opts = self.options(options)
@@ -346,7 +370,11 @@ class Sampler(ABC):
             )
         if x_init is not None and tuple(x_init.shape) != shape:
             raise StudioError(f"sampler {self.name!r}: x_init has shape {tuple(x_init.shape)}, expected {shape}")
-        plan = self.plan(method, steps, float(t_start), opts)
+        history = check_history(self.name, shape, float(t_start), x0_prev, t_prev) if self.multistep else None
+        if history is None:
+            plan, x0_prev = self.plan(method, steps, float(t_start), opts), None
+        else:
+            plan = self.plan(method, steps, float(t_start), opts, t_prev=history)
         if len(plan) != self.count(steps, opts):  # the contract every caller relies on
             raise RuntimeError(f"sampler {self.name!r} planned {len(plan)} steps, promised {self.count(steps, opts)}")
         device, dtype = _device_dtype(net, x_init)
@@ -354,7 +382,9 @@ class Sampler(ABC):
             # never the global RNG (it would change the caller's state): a private one
             generator = torch.Generator(device=device)
             generator.seed()
-        return run(plan, method, net, shape, generator, x_init, device, dtype, opts.get("clip_x0"))
+        if x0_prev is not None:
+            x0_prev = x0_prev.detach().to(device=device, dtype=dtype)
+        return run(plan, method, net, shape, generator, x_init, device, dtype, opts.get("clip_x0"), x0_prev)
 
 
 # ----------------------------------------------------------------------------------
@@ -372,18 +402,20 @@ def run(
     device: torch.device,
     dtype: torch.dtype,
     clip: float | None = None,
+    x0_prev: Tensor | None = None,
 ) -> Iterator[StepRecord]:
     """Run a plan, yielding one record per step. A plain :class:`Step` is the fused
     linear step; any other step object has ``level``, ``evals`` and ``take(net, x,
     generator, clip, x0_prev) -> (x0_hat, eps_hat, x_next)`` (Heun's second call, the
-    Langevin corrector's norms, an ODE solve). Grad mode is entered per step, never
+    Langevin corrector's norms, an ODE solve). ``x0_prev``: the x0_hat a branch's
+    first step takes as its previous one (a multistep solver's history). Grad mode is entered per step, never
     across a ``yield`` (a suspended ``with torch.no_grad()`` leaks into the caller)."""
     if x_init is None:
         with torch.no_grad():
             x = method.prior_sample(shape, generator=generator, device=device).to(dtype)
     else:
         x = x_init.detach()
-    x0 = None
+    x0 = x0_prev
     nfe = 0
     for index, step in enumerate(plan):
         with torch.no_grad():

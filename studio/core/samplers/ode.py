@@ -16,7 +16,8 @@ times t > s (``h = s - t < 0``):
 
 Every one ends with the step onto the data, ``x_0 = x0_hat`` (the Euler step to sigma
 = 0; Karras et al.: the last step is Euler). One record per step; a branch of
-``dpmpp_2m`` starts its multistep history afresh (its first step is first order).
+``dpmpp_2m`` from record k continues second order when given record k-1's x0_hat and t
+(``x0_prev``, ``t_prev``: Sampler.__call__), and starts first order without them.
 """
 
 from __future__ import annotations
@@ -108,11 +109,17 @@ class DPMSolverPP2M(ODESampler):
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): second order from the previous x0_hat, one call per step."""
 
     name = "dpmpp_2m"
+    multistep = True
 
-    def plan(self, method: Any, steps: int, t_start: float, opts: dict[str, Any]) -> list[Step]:
+    def plan(
+        self, method: Any, steps: int, t_start: float, opts: dict[str, Any], t_prev: float | None = None
+    ) -> list[Step]:
         kind = method.prediction
         levels = levels_at(method.schedule, grid_times(method.schedule, steps, t_start, opts))
         plan, h_prev = [], None
+        if t_prev is not None:  # a branch: the step before it went from t_prev to t_start
+            lam_prev = levels_at(method.schedule, torch.tensor([t_prev], dtype=torch.float64))[0].log_snr
+            h_prev = 0.5 * (levels[0].log_snr - lam_prev)
         for t, s in zip(levels, levels[1:]):
             h = 0.5 * (s.log_snr - t.log_snr)
             phi = -math.expm1(-h)  # 1 - e^{-h}
