@@ -19,7 +19,8 @@ from studio.engine.events import Failed, Finished
 from studio.engine.export import REFERENCE_COLOR, SAMPLE_COLOR, as_uint8_nhwc, make_grid
 from studio.engine.jobs import train_job
 from studio.engine.trajectory import TrajectoryReader
-from studio.gui.panels.viewer.step_views import FIELD_GRID, display_images
+from studio.gui.panels.viewer.field import FIELD_GRID
+from studio.gui.panels.viewer.step_views import display_images
 from studio.gui.panels.viewer import ViewerPanel
 from studio.gui.state import AppState
 from studio.gui.widgets import mosaic
@@ -210,17 +211,20 @@ def test_step_mode_and_branch_compare(qtbot, panel, toy_run):
 def test_points_show_scatter_paths_and_score_field(qtbot, panel, toy_run):
     reader = sample(qtbot, panel, toy_run, steps=40, n=200)
     assert panel.stack.currentWidget() is panel.point_view
+    view = panel.point_view
     for k in (0, 20, 39):
         panel.timeline.set_step(k)
         step = reader.step(k)
-        xs, ys = panel.point_view.points.getData()
+        xs, ys = view.points.getData()
         np.testing.assert_array_equal(np.stack([xs, ys], 1), step["x_t"].astype(np.float64))
-        heads = panel.point_view.path_heads.getData()
+        heads = view.path_heads.getData()
         np.testing.assert_allclose(np.stack(heads, 1), step["x_t"][:len(heads[0])], rtol=1e-6)
-        field = panel.point_view.field_vectors
+        qtbot.waitUntil(lambda: not view.field_pending, timeout=10_000)  # evaluated on the worker
+        field = view.field_vectors
         assert field.shape == (FIELD_GRID**2, 2) and np.isfinite(field).all()
     # at a high noise level the learned score points back towards the data (inwards)
     panel.timeline.set_step(0)
+    assert not view.field_pending  # kept per step: drawn at once
     x0, x1, y0, y1 = panel.point_view.bounds
     gx, gy = np.meshgrid(np.linspace(x0, x1, FIELD_GRID), np.linspace(y0, y1, FIELD_GRID))
     outward = np.stack([gx.ravel(), gy.ravel()], 1)
@@ -394,3 +398,103 @@ def test_open_a_trajectory_written_by_the_engine_and_scrub_it(qtbot, panel, toy_
     assert not panel.open_trajectory(not_hdf5)
     assert "notes.h5" in panel.banner.text()
     assert panel.data.path == path  # the good one is still shown
+
+
+def test_scrubbing_2d_draws_fields_evaluated_off_the_gui_thread(qtbot, panel, toy_run):
+    """The score field's network call runs on a worker, a batch of steps at a time; each
+    step's arrows equal a lone evaluation at its own time; a scrub back draws at once."""
+    import threading
+
+    from studio.gui.panels.viewer.field import score_fields
+
+    reader = sample(qtbot, panel, toy_run, steps=40, n=64)
+    view = panel.point_view
+    method = view.model[0]
+    threads = []
+    predict = method.predict
+    method.predict = lambda *a, **k: threads.append(threading.current_thread()) or predict(*a, **k)
+    view.model = view.model  # a new model: the fields evaluated so far are dropped
+    ts = reader.per_step()["t"]
+    for k in range(40):
+        panel.timeline.set_step(k)
+    qtbot.waitUntil(lambda: not view.field_busy, timeout=20_000)  # the step on screen, then the others ahead
+    assert threads and threading.main_thread() not in threads
+    assert len(threads) < 40  # batched: 40 steps in a few calls
+    for k in (39, 0, 17):  # every step's field is kept now
+        panel.timeline.set_step(k)
+        assert not view.field_pending
+        lone = score_fields(view.model, view.bounds, [float(ts[k])])[0]
+        np.testing.assert_allclose(view.field_vectors, lone.score, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(np.stack(view.field.getData(), 1), lone.segments, rtol=1e-4, atol=1e-5)
+
+    method.predict = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("net broke"))
+    view.model = view.model
+    panel.timeline.set_step(5)
+    qtbot.waitUntil(lambda: panel.banner.level == "warning", timeout=10_000)
+    assert "net broke" in panel.banner.text() and view.field_vectors is None
+    method.predict = predict
+
+
+def test_a_plugin_sampler_loaded_later_is_offered_and_samples(qtbot, state, settings, toy_run, tmp_path, monkeypatch):
+    """Through the real main window: File > plugins folder after the run was opened."""
+    import importlib.metadata
+
+    from studio.core.registry import SAMPLERS
+    from studio.gui.app import build_window
+    from studio.plugins import unload_plugins
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **kw: [])  # only the chosen folder
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "half.py").write_text(
+        "from studio.core.registry import SAMPLERS\n"
+        "from studio.core.samplers.ddim import DDIM\n"
+        "class DDIMHalf(DDIM):\n"
+        "    name = 'ddim_half'\n"
+        "    def plan(self, method, steps, t_start, opts):\n"
+        "        return super().plan(method, steps, t_start, {**opts, 'eta': 0.5})\n"
+        "SAMPLERS.register('ddim_half', DDIMHalf(), description='DDIM, eta 0.5')\n")
+    window = build_window(state, settings=settings)
+    qtbot.addWidget(window)
+    viewer = window.panel("viewer")
+    state.set_run_dir(toy_run)
+    names = lambda fields: [fields.sampler.itemText(i) for i in range(fields.sampler.count())]  # noqa: E731
+    assert "ddim_half" not in names(viewer.form.fields)
+    viewer.form.fields.steps.setValue(6)
+    try:
+        window.load_plugins(folder)
+        assert "ddim_half" in SAMPLERS
+        assert "ddim_half" in names(viewer.form.fields) and "ddim_half" in names(viewer.branch_form.fields)
+        assert viewer.form.fields.sampler.currentText() == "ancestral"  # the pick stays
+        viewer.form.fields.sampler.setCurrentText("ddim_half")
+        viewer.form.n.setValue(16)
+        with qtbot.waitSignal(viewer.bridge.ended, timeout=60_000) as ended:
+            qtbot.mouseClick(viewer.form.run_button, Qt.MouseButton.LeftButton)
+        assert isinstance(ended.args[0], Finished), ended.args[0]
+        qtbot.waitUntil(lambda: viewer.idle, timeout=20_000)
+        assert TrajectoryReader(viewer.data.path).attrs["sampler"] == "ddim_half"
+    finally:
+        viewer.shutdown()
+        unload_plugins()
+
+
+def test_control_column_fits_long_run_and_checkpoint_names(qtbot, tmp_path):
+    """A long run folder and checkpoint name neither widen the column nor squeeze its
+    buttons: the names are elided (full in the tooltips), the buttons keep their size."""
+    from studio.gui.panels.viewer.controls import SamplingForm
+
+    form = SamplingForm()
+    qtbot.addWidget(form)
+    form.resize(270, 600)
+    form.show()
+    qtbot.waitExposed(form)
+    run = tmp_path / ("ddpm-8gaussians-20261201-231544-" + "a-long-experiment-name-" * 3)
+    ckpts = [run / "checkpoints" / f"step_{k:08d}.safetensors" for k in (400, 12_000_000)]
+    before = form.minimumSizeHint().width()
+    form.set_run(run, ckpts, "ddpm", {})
+    assert form.minimumSizeHint().width() <= max(before, 270)
+    assert form.run_label.toolTip() == str(run) and form.run_label.text() == run.name
+    assert [form.checkpoint.itemText(i) for i in range(3)] == ["latest (step 12000000)", "step 12000000", "step 400"]
+    assert form.checkpoint.itemData(1, Qt.ItemDataRole.ToolTipRole) == ckpts[1].name
+    for button in (form.browse, form.open_trajectory):
+        assert button.width() >= button.sizeHint().width(), button.text()

@@ -15,10 +15,13 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
     QWidget,
 )
+from superqt import QElidingLabel
 
 from studio.core import samplers as _samplers  # noqa: F401 - registers the samplers
 from studio.core.errors import StudioError
@@ -28,6 +31,33 @@ from studio.gui.widgets import ParameterForm
 
 LATEST = "latest"
 POINTS_N = 2000  # samples drawn by default for 2-D data: enough to show the distribution
+
+
+def checkpoint_title(path: Path) -> str:
+    """``step_00001200.safetensors`` -> ``step 1200``: short enough for the control column
+    (the file name is the item's tooltip)."""
+    prefix, _, number = path.stem.partition("_")
+    return f"{prefix} {int(number)}" if number.isdigit() else path.stem
+
+
+class ElidedComboBox(QComboBox):
+    """A combo box that may be narrower than its longest item: the shown text ends in
+    "…" instead of being cut mid-letter, and never widens the control column."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.setMinimumContentsLength(8)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        painter = QStylePainter(self)
+        option = QStyleOptionComboBox()
+        self.initStyleOption(option)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, option)
+        field = self.style().subControlRect(QStyle.ComplexControl.CC_ComboBox, option,
+                                            QStyle.SubControl.SC_ComboBoxEditField, self)
+        option.currentText = self.fontMetrics().elidedText(option.currentText, Qt.TextElideMode.ElideRight, field.width())
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, option)
 
 
 def samplers_for(method_name: str) -> list[str]:
@@ -76,7 +106,8 @@ class SamplerFields:
                 self.sampler.setCurrentText(pick)
                 break
         self.sampler.blockSignals(False)
-        self._sampler_changed(self.sampler.currentText())
+        if self.sampler.currentText() != current or not names:  # the same pick keeps its edited options
+            self._sampler_changed(self.sampler.currentText())
 
     def _sampler_changed(self, name: str) -> None:
         specs = SAMPLERS.get(name).option_specs() if name in SAMPLERS else {}
@@ -111,20 +142,21 @@ class SamplingForm(QWidget):
         super().__init__(parent)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
-        self.run_label = QLabel("no run")
-        self.run_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.run_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.browse = QPushButton("Open…")
+        # the run's folder name on a line of its own, elided in the middle (its full path
+        # in the tooltip), and the buttons below it: a path beside them squeezed both
+        self.run_label = QElidingLabel("no run")
+        self.run_label.setElideMode(Qt.TextElideMode.ElideMiddle)
+        form.addRow("Run", self.run_label)
+        self.browse = QPushButton("Open run…")
         self.browse.setToolTip("Pick a run directory (also File > Open run)")
-        row = QHBoxLayout()
-        row.addWidget(self.run_label, 1)
-        row.addWidget(self.browse)
-        form.addRow("Run", row)
         self.open_trajectory = QPushButton("Open trajectory…")
         self.open_trajectory.setToolTip("Scrub a trajectory HDF5 written earlier (diffusion-studio sample "
                                         "--trajectory, or a file from another machine)")
-        form.addRow(self.open_trajectory)
-        self.checkpoint = QComboBox()
+        row = QHBoxLayout()
+        row.addWidget(self.browse)
+        row.addWidget(self.open_trajectory)
+        form.addRow(row)
+        self.checkpoint = ElidedComboBox()
         self.checkpoint.setToolTip("Checkpoint of the run to sample from")
         self.weights = QComboBox()
         self.weights.addItem("EMA", "ema")
@@ -160,7 +192,7 @@ class SamplingForm(QWidget):
         """Fill the form from a run: its checkpoints, the samplers of its method and its
         ``[sample]`` section as defaults (``options``: those of its sampler). ``points``:
         2-D data, whose sample count defaults to POINTS_N (a distribution, not 64 dots)."""
-        self.run_label.setText(str(path) if path else "no run")
+        self.run_label.setText(Path(path).name if path else "no run")
         self.run_label.setToolTip(str(path) if path else "")
         self.set_checkpoints(checkpoints)
         self._config_sampler = sample.get("sampler")
@@ -180,9 +212,11 @@ class SamplingForm(QWidget):
         self.checkpoint.blockSignals(True)
         self.checkpoint.clear()
         if checkpoints:
-            self.checkpoint.addItem(f"latest ({checkpoints[-1].name})", LATEST)
+            self.checkpoint.addItem(f"latest ({checkpoint_title(checkpoints[-1])})", LATEST)
+            self.checkpoint.setItemData(0, f"the newest checkpoint, now {checkpoints[-1].name}", Qt.ItemDataRole.ToolTipRole)
             for p in reversed(checkpoints):
-                self.checkpoint.addItem(p.name, str(p))
+                self.checkpoint.addItem(checkpoint_title(p), str(p))
+                self.checkpoint.setItemData(self.checkpoint.count() - 1, p.name, Qt.ItemDataRole.ToolTipRole)
         if keep is not None:
             self.checkpoint.setCurrentIndex(max(0, self.checkpoint.findData(keep)))
         self.checkpoint.blockSignals(False)

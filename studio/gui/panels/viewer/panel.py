@@ -127,9 +127,11 @@ class ViewerPanel(QWidget):
         self.branch_bridge.events.connect(self._on_branch_events)
         self.branch_bridge.ended.connect(self._on_branch_ended)
         self.timeline.step_changed.connect(self.show_step)
+        self.point_view.field_failed.connect(self._on_field_failed)
         self.export.exported.connect(lambda p: self.banner.show_info(f"Wrote {p}"))
         self.export.failed.connect(self.banner.show_error)
         state.plugins_changed.connect(self.export.fill_formats)  # plugins' trajectory exporters
+        state.plugins_changed.connect(self._on_plugins_changed)  # and their samplers
         self.session.run_changed.connect(self._on_run_changed)
         self.session.open_failed.connect(self._on_open_failed)
         self.session.checkpoints_changed.connect(self._on_checkpoints_changed)
@@ -176,6 +178,15 @@ class ViewerPanel(QWidget):
                                      "train it (or wait for its first checkpoint), then press Run.")
         else:
             self.load_model()
+
+    def _on_plugins_changed(self, *_: object) -> None:
+        """Samplers a plugin registered join both lists (those of the run's method); the
+        samplers picked stay picked."""
+        if self.run is None:
+            return
+        method = self.run.config.method.get("name", "ddpm")
+        self.form.fields.set_method(method)
+        self.branch_form.fields.set_method(method)
 
     def ask_trajectory(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open trajectory", "", "HDF5 trajectory (*.h5 *.hdf5);;All files (*)")
@@ -303,6 +314,8 @@ class ViewerPanel(QWidget):
         if not new:
             return 0
         self.timeline.set_count(data.count, follow=not data.complete or self._shown is None)
+        if data.kind == "points":
+            self.point_view.set_times(data.per_step["t"][: data.count])  # the field worker batches these
         self.timeline.set_curves(data.per_step["log_snr"], data.stats)
         if self._shown != self.timeline.step:
             self.show_step(self.timeline.step)
@@ -338,6 +351,9 @@ class ViewerPanel(QWidget):
         self.timeline.set_label(
             f"step {i}{written}   t = {step['t']:.4f}   λ = {step['log_snr']:.2f}   σ = {step['sigma']:.3g}"
         )
+
+    def _on_field_failed(self, message: str) -> None:
+        self.banner.show_warning(f"The score field cannot be drawn: {message}")
 
     def keyPressEvent(self, event) -> None:  # noqa: N802 - Qt naming
         if event.key() in NAV_KEYS or event.key() == Qt.Key.Key_Space:

@@ -6,8 +6,11 @@ read per view and one ``setImage``.
 
 2-D data: one plot with x_t, the predicted x0 (faint), the paths of a few particles up
 to the current step, and the learned score at the current noise level as a vector
-field: the net evaluated on a grid (cheap for the MLP), drawn as one line item with
-``connect="pairs"``.
+field, drawn as one line item with ``connect="pairs"``. The field is the network's:
+it is evaluated on a worker thread (``field.score_fields``, a batch of steps a call) and
+kept per step, so a scrub only draws. Lines are drawn without antialiasing and the
+axes (with their grid) are cached as pixmaps: antialiased raster paths and grid took
+~30 of the ~45 ms a scrub painted.
 """
 
 from __future__ import annotations
@@ -16,17 +19,20 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-import torch
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QGraphicsItem, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from superqt.utils import create_worker
 
 from studio.engine.export import as_uint8_nhwc, plot_bounds
 from studio.gui.widgets import ImageGridView, ScatterView
 
 from .data import score_from_eps
+from .field import Field, score_fields
 
 MAX_IMAGES = 64  # shown per view (an 8x8 grid); exports take every sample
 EPS_RANGE = 3.0  # noise shown from -3 to 3 (standard normal units)
-FIELD_GRID = 21  # vector field: FIELD_GRID^2 arrows
+FIELD_BATCH = 32  # steps whose field one worker call evaluates (the asked one first, then its neighbours)
+FIELD_CACHE = 4096  # steps' fields kept (a 1000-step trajectory: ~10 MB)
 VIEW_TITLES = {"x_t": "x_t", "x0_hat": "predicted x₀", "eps_hat": "predicted noise ε", "score": "score (scaled per step)"}
 
 
@@ -106,8 +112,19 @@ class ImageStepViews(QWidget):
             view.clear_images()
 
 
+def _fields(generation: int, model, bounds, times: list[float]):
+    """Runs on a worker thread: the fields of ``times``, or the error as text."""
+    try:
+        return generation, times, score_fields(model, bounds, times), None
+    except Exception as exc:  # noqa: BLE001 - a plugin's network may raise anything; shown, not fatal
+        return generation, times, None, f"{type(exc).__name__}: {exc}"
+
+
 class PointStepView(pg.PlotWidget):
-    """x_t of 2-D data with the score field, predicted x0 and particle paths."""
+    """x_t of 2-D data with the score field, predicted x0 and particle paths.
+    ``field_failed(str)``: the network could not be evaluated for the field."""
+
+    field_failed = Signal(str)
 
     def __init__(self, parent=None):
         super().__init__(parent, background="w")
@@ -115,25 +132,62 @@ class PointStepView(pg.PlotWidget):
         plot.setAspectLocked(True)
         plot.showGrid(x=True, y=True, alpha=0.2)
         plot.setMenuEnabled(False)
+        for name in ("left", "bottom", "top", "right"):  # the grid repainted only when the range changes
+            plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         plot.addLegend(offset=(-5, 5), labelTextSize="8pt")
-        self.field = pg.PlotDataItem(pen=pg.mkPen(120, 120, 120, 170, width=1), connect="pairs", name="score field")
+        plain = {"antialias": False}  # antialiased raster paths cost several times more to paint
+        self.field = pg.PlotDataItem(pen=pg.mkPen(120, 120, 120, 170, width=1), connect="pairs", name="score field", **plain)
         self.heads = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(90, 90, 90, 200))
         self.x0 = pg.ScatterPlotItem(size=3, pen=None, brush=pg.mkBrush(230, 159, 0, 110), name="predicted x₀")
         self.points = pg.ScatterPlotItem(size=3.5, pen=None, brush=pg.mkBrush(0, 114, 178, 190), name="x_t")
-        self.paths = pg.PlotDataItem(pen=pg.mkPen(204, 121, 167, 200, width=1.2), connect="finite", name="particle paths")
+        self.paths = pg.PlotDataItem(pen=pg.mkPen(204, 121, 167, 200, width=1.2), connect="finite", name="particle paths",
+                                     **plain)
         self.path_heads = pg.ScatterPlotItem(size=7, pen=pg.mkPen("k"), brush=pg.mkBrush("#CC79A7"))
         for item in (self.field, self.heads, self.x0, self.points, self.paths, self.path_heads):
             plot.addItem(item)
         self.bounds: tuple[float, float, float, float] | None = None
-        self.model = None  # (method, net, data_info) for the field
+        self._model = None  # (method, net, data_info) for the field
         self.field_vectors: np.ndarray | None = None  # last field drawn (raw-scale score)
+        self.field_error = ""  # why the field could not be evaluated (a broken plugin network)
+        self.times: list[float] = []  # the trajectory's step times: the worker's batches come from them
+        self._fields: dict[float, Field] = {}  # per step time, for this model and these bounds
+        self._generation = 0  # a new model or view drops the fields (and answers) of the old one
+        self._wanted: float | None = None  # the step time on screen whose field is missing
+        self._last_batch_near = 0.0
+        self._worker = None
+
+    # --- what the field depends on --------------------------------------------------------
+    @property
+    def model(self):
+        return self._model
+
+    @model.setter
+    def model(self, model) -> None:
+        self._model = model
+        self._forget_fields()
 
     def set_bounds(self, bounds: tuple[float, float, float, float]) -> None:
         """A fixed view for the whole trajectory (the field's grid covers it)."""
         self.bounds = bounds
         x0, x1, y0, y1 = bounds
         self.plot_item.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+        self._forget_fields()
 
+    def set_times(self, times) -> None:
+        """The step times of the trajectory shown (it grows while sampling)."""
+        self.times = [float(t) for t in times]
+
+    def _forget_fields(self) -> None:
+        self._generation += 1
+        self._fields.clear()
+        self.field_error = ""
+
+    @property
+    def field_pending(self) -> bool:
+        """A field is being evaluated (or waits to be) for the step on screen."""
+        return self._wanted is not None
+
+    # --- one step ---------------------------------------------------------------------------
     def show_step(self, step: dict[str, Any], paths: list[np.ndarray] | None = None) -> None:
         x = step["x_t"][:, :2].astype(np.float64)
         self.points.setData(pos=x)
@@ -149,30 +203,75 @@ class PointStepView(pg.PlotWidget):
         self.show_field(step["t"])
 
     def show_field(self, t: float) -> None:
-        """The learned score at time ``t`` on a grid over the view, arrows scaled to the
-        grid spacing (their direction and relative size are what one reads)."""
-        if self.model is None or self.bounds is None:
+        """The learned score at time ``t``: drawn at once when it was evaluated before,
+        else asked of the worker and drawn when it arrives (the old arrows go meanwhile:
+        they belong to another noise level)."""
+        t = float(t)
+        field = self._fields.get(t)
+        if field is not None:
+            self._wanted = None
+            self._draw_field(field)
+            return
+        self._draw_field(None)
+        if self._model is None or self.bounds is None or self.field_error:
+            self._wanted = None
+            return
+        self._wanted = t
+        if self._worker is None:
+            self._evaluate_next()
+
+    def _draw_field(self, field: Field | None) -> None:
+        if field is None:
             self.field.setData([], [])
             self.heads.clear()
+            self.field_vectors = None
             return
-        method, net, info = self.model
-        x0, x1, y0, y1 = self.bounds
-        gx, gy = np.meshgrid(np.linspace(x0, x1, FIELD_GRID), np.linspace(y0, y1, FIELD_GRID))
-        grid = np.stack([gx.ravel(), gy.ravel()], 1).astype(np.float32)
-        with torch.no_grad():
-            xm = info.from_raw(grid)
-            tt = torch.full((len(xm),), float(t), dtype=torch.float64).clamp(1e-5, 1.0)
-            pred = method.predict(net, xm, tt.to(xm.dtype))
-            sigma = float(method.schedule.sigma(tt[:1]).item())
-            score = score_from_eps(pred.eps.numpy(), sigma) / info.scale.numpy()  # d/dx_raw
-        length = np.linalg.norm(score, axis=1, keepdims=True)
-        spacing = (x1 - x0) / (FIELD_GRID - 1)
-        scaled = score / max(float(np.quantile(length, 0.95)), 1e-12) * 0.9 * spacing
-        ends = grid + np.clip(scaled, -1.5 * spacing, 1.5 * spacing)
-        segments = np.stack([grid, ends], 1).reshape(-1, 2)
-        self.field.setData(segments[:, 0], segments[:, 1])
-        self.heads.setData(pos=ends)
-        self.field_vectors = score
+        self.field.setData(field.segments[:, 0], field.segments[:, 1])
+        self.heads.setData(pos=field.ends)
+        self.field_vectors = field.score
+
+    @property
+    def field_busy(self) -> bool:
+        """The worker is evaluating fields (the one on screen, or the trajectory's others ahead of a scrub)."""
+        return self._worker is not None
+
+    def _evaluate_next(self, near: float | None = None) -> None:
+        """Start the worker on the wanted step (or, with ``near``, none) and the nearest
+        steps without a field."""
+        t = self._wanted if near is None else near
+        others = sorted((s for s in set(self.times) if s not in self._fields and s != t), key=lambda s: abs(s - t))
+        batch = ([t] if near is None else []) + others[: FIELD_BATCH - (near is None)]
+        self._last_batch_near = t
+        worker = create_worker(_fields, self._generation, self._model, self.bounds, batch, _start_thread=False)
+        # superqt's signal object lives in the GUI thread; connect bound slots only (docs/PITFALLS.md)
+        worker.returned.connect(self._on_fields)
+        worker.finished.connect(self._on_worker_finished)
+        self._worker = worker
+        worker.start()
+
+    def _on_fields(self, result) -> None:
+        generation, times, fields, error = result
+        if generation != self._generation:
+            return  # another model or view since
+        if error is not None:
+            self.field_error = error
+            self._wanted = None
+            self.field_failed.emit(error)
+            return
+        if len(self._fields) + len(fields) > FIELD_CACHE:
+            self._fields.clear()
+        self._fields.update(zip(times, fields))
+        if self._wanted in self._fields:
+            self.show_field(self._wanted)
+
+    def _on_worker_finished(self) -> None:
+        self._worker = None
+        if self._model is None or self.bounds is None or self.field_error:
+            return
+        if self._wanted is not None and self._wanted not in self._fields:
+            self._evaluate_next()  # the step on screen moved while the worker ran
+        elif len(self._fields) < min(len(set(self.times)), FIELD_CACHE):
+            self._evaluate_next(near=self._last_batch_near)  # the rest, ahead of the scrub: then it only draws
 
     def clear_step(self) -> None:
         # not ``clear``: PlotWidget binds that name to PlotItem.clear, which removes every item
