@@ -17,3 +17,49 @@ def _isolated_settings(tmp_path, monkeypatch):
 def _threads():
     # 2-core machines: one intra-op thread keeps tests from oversubscribing (docs/PITFALLS.md)
     torch.set_num_threads(1)
+
+
+# ----------------------------------------------------------------------------------
+# CLI runs several tests read, trained in the background from collection on
+# (tests/background_runs.py)
+# ----------------------------------------------------------------------------------
+
+_BACKGROUND = pytest.StashKey()
+
+
+def pytest_collection_finish(session):
+    from tests.background_runs import RUNS, BackgroundRuns
+
+    wanted = {name for item in session.items for name in getattr(item, "fixturenames", ()) if name in RUNS}
+    if wanted and not session.config.option.collectonly:
+        runs = session.config.stash[_BACKGROUND] = BackgroundRuns()
+        runs.start(wanted)
+
+
+def pytest_unconfigure(config):
+    runs = config.stash.get(_BACKGROUND, None)
+    if runs is not None:
+        runs.close()
+
+
+def _background(request, name):
+    from tests.background_runs import BackgroundRuns
+
+    config = request.config
+    if _BACKGROUND not in config.stash:
+        config.stash[_BACKGROUND] = BackgroundRuns()
+    return config.stash[_BACKGROUND].get(name)
+
+
+@pytest.fixture(scope="session")
+def quick_digits_run(request):
+    """quick_digits trained by ``diffusion-studio train`` (800 steps); its stderr in .stderr.
+    Readers may add samples and evaluation.json, never change what training wrote."""
+    return _background(request, "quick_digits_run")
+
+
+@pytest.fixture(scope="session")
+def quick_toy_run(request):
+    """quick_toy trained by ``diffusion-studio train`` (1500 steps); its stderr in .stderr.
+    Readers may add samples and evaluation.json, never change what training wrote."""
+    return _background(request, "quick_toy_run")

@@ -55,17 +55,16 @@ def test_bad_input_and_bad_weights_are_named(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_trained_model_ranks_between_held_out_and_noise(tmp_path, held_out):
-    from studio.engine.jobs import sample_job, train_job
+def test_a_trained_model_ranks_between_held_out_and_noise(held_out, quick_digits_run):
+    """quick_digits as the CLI trains it (800 steps, shared with tests/test_cli.py).
+    Measured: Frechet held-out 13.3 < model 57.6 < noise 1753; confident 0.58 vs 0.0."""
     from studio.engine.events import Finished
-    from studio.engine.presets import preset_path
+    from studio.engine.jobs import sample_job
 
-    for _ in train_job(preset_path("quick_digits"), tmp_path / "run", steps=600):
-        pass
     images, _ = held_out
     half = len(images) // 2
     result = None
-    for event in sample_job(tmp_path / "run", sampler="ddim", steps=50, n=half, records=False):
+    for event in sample_job(quick_digits_run.path, sampler="ddim", steps=50, n=half, records=False):
         if isinstance(event, Finished):
             result = event.result
     model = digits_scores(result["samples"], images[half:])
