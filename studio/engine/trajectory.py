@@ -223,7 +223,8 @@ class TrajectoryReader:
 
     def arrays(self, i: int, names: tuple[str, ...] = ARRAYS) -> dict[str, np.ndarray]:
         """The stored float16 arrays of step ``i`` (no refresh, no conversion): the
-        viewer's lean path, one chunk read per array; ``i`` must be below ``len()``."""
+        viewer's lean path, one chunk read per array; ``i`` must be below ``len()``. A
+        slice of steps reads them in one call per array (stacked on a first axis)."""
         f = self._file
         return {name: f[name][i] for name in names if name in f}
 

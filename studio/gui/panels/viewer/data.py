@@ -66,11 +66,13 @@ class TrajectoryData:
         if limit is not None:
             n = min(n, self.count + int(limit))
         self.per_step = self.reader.per_step()
+        # the new steps in one read per array: h5py serialises every thread behind one
+        # lock (docs/PITFALLS.md), and two calls a step queued the GUI behind the writer
+        block = self.reader.arrays(slice(self.count, n), ("x_t", "eps_hat"))
         for i in range(self.count, n):
-            a = self.reader.arrays(i, ("x_t", "eps_hat"))
-            x = a["x_t"].astype(np.float32)
+            x = block["x_t"][i - self.count].astype(np.float32)
             self.stats["norm_x"].append(rms(x))
-            eps = a.get("eps_hat")
+            eps = block["eps_hat"][i - self.count] if "eps_hat" in block else None
             sigma = float(self.per_step["sigma"][i])
             self.stats["norm_score"].append(rms(score_from_eps(eps, sigma)) if eps is not None else float("nan"))
             self.stats["delta"].append(rms(x - self._prev) if self._prev is not None else float("nan"))

@@ -19,6 +19,7 @@ from the worker, so the next ``checkpoint()`` blocks) and each click resumes it 
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ from .export import ExportForm
 
 POLL_MS = 50  # follow a growing trajectory at 20 Hz
 POLL_STEPS = 32  # steps read per tick at most (each: two chunk reads for the statistics)
+CURVES_S = 0.25  # the timeline's curves redrawn at most 4 times a second while a trajectory grows
 POINT_VIEW_STD = 2.8  # 2-D view: +-2.8 standard deviations of the data (points are standardised)
 
 
@@ -64,6 +66,7 @@ class ViewerPanel(QWidget):
         self._main_kwargs: dict[str, Any] = {}
         self._paths: dict[str, Path] = {}  # trajectory file each bridge writes
         self._shown: int | None = None
+        self._curves_time = 0.0  # when the timeline's curves were last drawn
         self._stepping = threading.Event()  # read by the branch job on the worker
         self.compare_states: tuple[np.ndarray, np.ndarray] | None = None  # last pair shown
         self.bridge = JobBridge(parent=self, driver=self.session.main)
@@ -306,6 +309,8 @@ class ViewerPanel(QWidget):
             return
         self.stack.setCurrentWidget(self.image_views if data.kind == "images" else self.point_view)
         self.compare.set_kind(data.kind)
+        self.timeline.set_span(data.total)
+        self._curves_time = 0.0
         self.update_data()
 
     def update_data(self) -> int:
@@ -316,10 +321,19 @@ class ViewerPanel(QWidget):
         self.timeline.set_count(data.count, follow=not data.complete or self._shown is None)
         if data.kind == "points":
             self.point_view.set_times(data.per_step["t"][: data.count])  # the field worker batches these
-        self.timeline.set_curves(data.per_step["log_snr"], data.stats)
+        self.draw_curves(force=data.complete)
         if self._shown != self.timeline.step:
             self.show_step(self.timeline.step)
         return new
+
+    def draw_curves(self, force: bool = False) -> None:
+        """The timeline's curves of the steps read so far: at most every CURVES_S while
+        the file grows (redrawing four plots on each 50 ms poll kept the GUI thread busy)."""
+        now = time.monotonic()
+        if self.data is None or not (force or now - self._curves_time >= CURVES_S):
+            return
+        self._curves_time = now
+        self.timeline.set_curves(self.data.per_step["log_snr"], self.data.stats)
 
     def poll(self) -> None:
         """Follow the growing files (timer, while a job runs and until caught up)."""
@@ -329,6 +343,7 @@ class ViewerPanel(QWidget):
             self.window.show_progress(f"sampling {self.data.count}/{self.data.total}", self.data.count / max(1, self.data.total))
         if not (self.bridge.running or self.branch_bridge.running or behind):
             self._poll.stop()
+            self.draw_curves(force=True)  # every step read (a cancelled run ends short of total)
             self.export.set_data(self.data, busy=False)
             self._progress_done()
 

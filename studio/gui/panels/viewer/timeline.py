@@ -118,6 +118,16 @@ class Timeline(QWidget):
         if n > 0 and follow and was_at_end:
             self.slider.setValue(n - 1)
 
+    def set_span(self, total: int) -> None:
+        """Fix the plots' step axis to the whole trajectory (``total`` steps): growing
+        curves then leave the axes alone, instead of re-laying and repainting the four
+        plots' axes on every poll while sampling."""
+        for curve in self.curves.values():
+            view = curve.getViewBox()
+            if view is not None:
+                view.enableAutoRange(x=False)
+                view.setXRange(0, max(1, total - 1), padding=0.02)
+
     def set_curves(self, log_snr: np.ndarray, stats: dict[str, list[float]]) -> None:
         x = np.arange(len(log_snr), dtype=np.float64)
         # +-inf at the ends of some schedules: drawn where the nets clamp it
