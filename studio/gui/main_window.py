@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QDockWidget,
@@ -36,7 +36,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.session import AppState
+if TYPE_CHECKING:  # the window goes on screen before torch (and the session layer) load
+    from studio.session import AppState
 
 AREAS = {
     "left": Qt.DockWidgetArea.LeftDockWidgetArea,
@@ -58,12 +59,17 @@ def device_name() -> str:
 
 
 class MainWindow(QMainWindow):
+    panel_built = Signal(str)  # key: the dock's panel replaced its "Loading" line
+    all_panels_built = Signal()  # build_panels_in_turns() reached the last one
+
     def __init__(self, state: AppState, settings: QSettings | None = None, parent=None):
         super().__init__(parent)
         self.state = state
         self.settings = settings if settings is not None else QSettings("DiffusionStudio", "diffusion-studio")
         self.panels: dict[str, QWidget] = {}
         self.docks: dict[str, QDockWidget] = {}
+        self._factories: dict[str, Callable[[], QWidget]] = {}  # panels built on first use
+        self._queue: list[str] | None = None  # build_panels_in_turns(): the keys still to build
         self._restored = False
         self.setWindowTitle("Diffusion Studio")
         self.setDockNestingEnabled(True)
@@ -76,19 +82,30 @@ class MainWindow(QMainWindow):
         state.dataset_changed.connect(self._on_dataset_changed)
 
     # --- panels ------------------------------------------------------------------------
-    def add_panel(self, key: str, title: str, widget: QWidget, area: str | Qt.DockWidgetArea = "right",
-                  tabify_with: str | None = None) -> QDockWidget:
-        """Put ``widget`` in a dock named ``key`` (see the module docstring)."""
+    def add_panel(self, key: str, title: str, widget: QWidget | None = None, area: str | Qt.DockWidgetArea = "right",
+                  tabify_with: str | None = None, factory: Callable[[], QWidget] | None = None) -> QDockWidget:
+        """Put ``widget`` in a dock named ``key`` (see the module docstring); or, with
+        ``factory`` instead, a one-line "Loading" label that ``panel(key)`` replaces by
+        ``factory()`` when the panel is first needed."""
         if key in self.docks:
             raise ValueError(f"panel {key!r} is already in the window")
+        if (widget is None) == (factory is None):
+            raise ValueError(f"panel {key!r}: give a widget or a factory")
         dock = QDockWidget(title, self)
         dock.setObjectName(key)  # QSettings finds the dock by this name
-        dock.setWidget(widget)
+        if widget is None:
+            waiting = QLabel(f"Loading {title}…")
+            waiting.setAlignment(Qt.AlignmentFlag.AlignCenter)
+            dock.setWidget(waiting)
+            self._factories[key] = factory
+            dock.visibilityChanged.connect(lambda visible, key=key: visible and self._shown_before_built(key))
+        else:
+            dock.setWidget(widget)
+            self.panels[key] = widget
         self.addDockWidget(AREAS[area] if isinstance(area, str) else area, dock)
         dock.show()  # a dock added to a window already on screen starts hidden
         if tabify_with is not None and tabify_with in self.docks:
             self.tabifyDockWidget(self.docks[tabify_with], dock)
-        self.panels[key] = widget
         self.docks[key] = dock
         action = dock.toggleViewAction()
         action.setText(title)
@@ -98,9 +115,51 @@ class MainWindow(QMainWindow):
         return dock
 
     def panel(self, key: str) -> QWidget:
+        """The panel in dock ``key``, built now if it was not yet."""
+        if key not in self.panels:
+            factory = self._factories.pop(key)  # KeyError: no such panel
+            dock = self.docks[key]
+            widget = factory()
+            waiting = dock.widget()
+            dock.setWidget(widget)
+            waiting.deleteLater()
+            self.panels[key] = widget
+            self.panel_built.emit(key)
         return self.panels[key]
 
+    def build_panels_in_turns(self) -> None:
+        """Build every panel not built yet, one per turn of the event loop (the window
+        paints and answers between two), the docks on screen first; a dock shown
+        meanwhile (its tab raised) goes next. Emits ``all_panels_built`` at the end."""
+        visible = [k for k in self._factories  # a tab behind another is "visible" with nothing on screen
+                   if self.docks[k].isVisible() and not self.docks[k].visibleRegion().isEmpty()]
+        self._queue = visible + [k for k in self._factories if k not in visible]
+        self._build_next()
+
+    def _shown_before_built(self, key: str) -> None:
+        if self._queue is not None and key in self._queue:  # loading: this one next
+            self._queue.remove(key)
+            self._queue.insert(0, key)
+
+    def _build_next(self) -> None:
+        while self._queue and self._queue[0] in self.panels:  # built meanwhile by panel(key)
+            self._queue.pop(0)
+        if not self._queue:
+            self._queue = None
+            self.statusBar().showMessage("Ready", 3000)
+            self.all_panels_built.emit()
+            return
+        # said before the build: the message paints in this turn, the build runs in the next
+        self.statusBar().showMessage(f"Loading {self.docks[self._queue[0]].windowTitle()}…")
+        QTimer.singleShot(0, self._build_first)
+
+    def _build_first(self) -> None:
+        if self._queue:  # its head: a tab raised since the last turn went there
+            self.panel(self._queue.pop(0))
+        self._build_next()
+
     def raise_panel(self, key: str) -> None:
+        self.panel(key)
         dock = self.docks[key]
         dock.show()
         dock.raise_()
@@ -140,8 +199,8 @@ class MainWindow(QMainWindow):
         self._fill_recent()
 
     def open_data(self) -> None:
-        panel = self.panels.get("data")
-        if panel is not None:
+        if "data" in self.docks:
+            panel = self.panel("data")
             self.raise_panel("data")
             if hasattr(panel, "open_data_dialog"):
                 panel.open_data_dialog()
@@ -184,7 +243,8 @@ class MainWindow(QMainWindow):
 
     def export_plots(self, folder: str | Path) -> list[Path]:
         written: list[Path] = []
-        for key, panel in self.panels.items():
+        for key in list(self.docks):
+            panel = self.panel(key)  # every panel's plots, built ones or not
             if hasattr(panel, "export_plots"):
                 try:
                     written += panel.export_plots(Path(folder))
@@ -242,7 +302,7 @@ class MainWindow(QMainWindow):
             self._open_recent_data(action.data())
 
     def _open_recent_data(self, item: str) -> None:
-        panel = self.panels.get("data")
+        panel = self.panel("data") if "data" in self.docks else None
         if panel is not None and hasattr(panel, "open_recent"):
             self.raise_panel("data")
             panel.open_recent(item)
@@ -265,12 +325,15 @@ class MainWindow(QMainWindow):
         self.progress_bar.setMaximumWidth(220)
         self.progress_bar.setRange(0, 1000)
         self.progress_bar.setTextVisible(False)
-        self.device_label = QLabel(device_name())
+        self.device_label = QLabel()  # show_device(), once torch is loaded
         self.device_label.setToolTip("Device training runs on")
         bar.addPermanentWidget(self.progress_label)
         bar.addPermanentWidget(self.progress_bar)
         bar.addPermanentWidget(self.device_label)
         self.clear_progress()
+
+    def show_device(self) -> None:
+        self.device_label.setText(device_name())
 
     def show_progress(self, text: str, fraction: float | None = None) -> None:
         """Job progress in the status bar; ``fraction`` None shows a busy bar."""

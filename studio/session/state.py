@@ -24,12 +24,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from psygnal import Signal
 
-from studio.core.schedules import Schedule
 from studio.plugins import PluginReport, load_plugins, unload_plugins
+
+if TYPE_CHECKING:  # no torch here: the app builds its window around an AppState before torch loads
+    from studio.core.schedules import Schedule
 
 # distinct, colour-blind friendly (Okabe-Ito), cycled for overlaid schedules
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#F0E442", "#000000")

@@ -29,7 +29,15 @@ def test_default_state_shows_data_and_a_schedule():
 
 def test_every_panel_is_docked_with_a_view_toggle(qtbot, state, settings):
     w = make_window(qtbot, state, settings)
-    assert list(w.panels) == [spec.key for spec in PANELS]
+    keys = [spec.key for spec in PANELS]
+    assert list(w.docks) == keys and w.panels == {}  # built when first needed
+    assert all(w.docks[k].widget().text() == f"Loading {w.docks[k].windowTitle()}…" for k in keys)
+    built = []
+    w.panel_built.connect(built.append)
+    for key in keys:
+        panel = w.panel(key)
+        assert w.docks[key].widget() is panel is w.panel(key)  # built once, in the dock
+    assert built == keys and list(w.panels) == keys
     view_texts = [a.text() for a in w.view_menu.actions()]
     for spec in PANELS:
         assert spec.title in view_texts
@@ -112,8 +120,25 @@ def test_export_plots(qtbot, state, settings, tmp_path):
     assert all(p.stat().st_size > 1000 for p in written)
 
 
+def test_panels_build_in_turns_visible_first_and_a_raised_tab_next(qtbot, state, settings):
+    w = make_window(qtbot, state, settings)
+    visible = [k for k in w.docks if not w.docks[k].visibleRegion().isEmpty()]
+    assert visible == ["data", "schedule"]  # the default layout: the others are tabs behind the editor
+    built = []
+    w.panel_built.connect(built.append)
+    with qtbot.waitSignal(w.all_panels_built, timeout=60000):
+        w.build_panels_in_turns()
+        assert built == []  # nothing yet: each build runs in a later turn of the event loop
+        qtbot.waitUntil(lambda: len(built) == 1, timeout=20000)
+        w.docks["runs"].raise_()  # the user brings a tab up while the others load: it goes next
+    assert built[:3] == ["data", "runs", "schedule"] and sorted(built) == sorted(w.docks)
+    assert w.statusBar().currentMessage() == "Ready"
+
+
 def test_grab_is_not_blank(qtbot, state, settings):
     w = make_window(qtbot, state, settings)
+    for key in w.docks:
+        w.panel(key)
     image = w.grab().toImage()
     colours = {image.pixel(x, y) for x in range(0, image.width(), 37) for y in range(0, image.height(), 37)}
     assert len(colours) > 5
