@@ -12,42 +12,15 @@ from pathlib import Path
 from tests.engine import procs
 from tests.engine.procs import ENV, cli  # noqa: F401 - the one way the tests start the CLI
 
-CONFIG = """
-[data]
-source = "toy"
-name = "8gaussians"
-n = 1000
-
-[schedule]
-family = "{family}"
-steps = 50
-
-[method]
-name = "ddpm"
-
-[network]
-kind = "mlp"
-hidden = 32
-depth = 1
-
-[train]
-steps = {steps}
-batch_size = 64
-lr = {lr}
-warmup = {warmup}
-log_every = 5
-checkpoint_every = {checkpoint_every}
-preview_every = 0
-seed = 3
-threads = 1
-"""
-
 
 def write_config(folder: Path, name: str, family: str = "linear", steps: int = 40, lr: float = 2e-3,
                  checkpoint_every: int = 20, warmup: int = 5) -> Path:
-    path = Path(folder) / f"{name}.toml"
-    path.write_text(CONFIG.format(family=family, steps=steps, lr=lr, checkpoint_every=checkpoint_every, warmup=warmup))
-    return path
+    return procs.tiny_config(folder, steps, checkpoint_every, name=f"{name}.toml", **sections(family, lr, warmup))
+
+
+def sections(family: str = "linear", lr: float = 2e-3, warmup: int = 5) -> dict:
+    """How these runs differ from procs.TINY: 1000 points, the schedule family, lr and warm-up."""
+    return {"data": {"n": 1000}, "schedule": {"family": family}, "train": {"lr": lr, "warmup": warmup}}
 
 
 def run_cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:

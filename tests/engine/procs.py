@@ -47,10 +47,28 @@ threads = 1
 """
 
 
-def tiny_config(folder: Path, steps: int = 100_000, checkpoint_every: int = 50, name: str = "tiny.toml") -> Path:
-    """A config that trains a 2-D toy quickly; many steps by default, so it runs until stopped."""
+def tiny_toml(steps: int = 100_000, checkpoint_every: int = 50, **sections: dict) -> str:
+    """TINY with its steps; each keyword names a section whose keys it sets (a key set
+    to None is dropped), e.g. ``train={"lr": 1e-3}``."""
+    text = TINY.format(steps=steps, checkpoint_every=checkpoint_every)
+    if not sections:
+        return text
+    import tomllib
+
+    import tomli_w
+
+    raw = tomllib.loads(text)
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+        raw[section] = {k: v for k, v in raw[section].items() if v is not None}
+    return tomli_w.dumps(raw)
+
+
+def tiny_config(folder: Path, steps: int = 100_000, checkpoint_every: int = 50, name: str = "tiny.toml", **sections: dict) -> Path:
+    """A config that trains a 2-D toy quickly; many steps by default, so it runs until
+    stopped. ``sections``: see tiny_toml."""
     path = Path(folder) / name
-    path.write_text(TINY.format(steps=steps, checkpoint_every=checkpoint_every))
+    path.write_text(tiny_toml(steps, checkpoint_every, **sections))
     return path
 
 

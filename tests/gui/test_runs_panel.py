@@ -119,11 +119,12 @@ def test_runs_panel_in_process_runs(qtbot, state, settings, tmp_path):
     import tomllib
 
     from studio.engine.trainer import train_job
-    from tests.cli_runs import CONFIG
+    from tests.cli_runs import sections
+    from tests.engine.procs import tiny_toml
 
     root = tmp_path / "runs"
     for name, family, lr in (("a", "linear", 2e-3), ("b", "linear", 1e-3), ("c", "cosine", 2e-3)):
-        raw = tomllib.loads(CONFIG.format(family=family, steps=15, lr=lr, checkpoint_every=15, warmup=2))
+        raw = tomllib.loads(tiny_toml(15, 15, **sections(family, lr, warmup=2)))
         list(train_job(raw, root / name))
     w = build_window(state, settings=settings)
     qtbot.addWidget(w)

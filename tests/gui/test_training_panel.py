@@ -20,45 +20,16 @@ from studio.engine.runs import RunDir
 from studio.engine.trainer import warm_up
 from studio.engine.presets import PRESET_DIR
 from studio.gui.panels.training import TrainingPanel
-
-TINY = """
-[data]
-source = "toy"
-name = "8gaussians"
-n = 2000
-
-[schedule]
-family = "linear"
-steps = 50
-beta_start = 1e-3
-beta_end = 0.2
-
-[method]
-name = "ddpm"
-
-[network]
-kind = "mlp"
-hidden = 32
-depth = 1
-
-[train]
-steps = {steps}
-batch_size = 64
-lr = {lr}
-warmup = {warmup}
-log_every = 5
-checkpoint_every = {ckpt}
-preview_every = 100
-preview_n = 64
-preview_steps = 5
-seed = 0
-"""
+from tests.engine.procs import tiny_config
 
 
-def tiny_toml(tmp_path: Path, steps: int = 20000, lr: str = "2e-3", warmup: int = 10, ckpt: int = 200) -> Path:
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(steps=steps, lr=lr, warmup=warmup, ckpt=ckpt))
-    return path
+def tiny_toml(tmp_path: Path, steps: int = 20000, lr: str = "2e-3", warmup: int = 10, ckpt: int = 200, **sections) -> Path:
+    """procs.TINY with previews on, betas up to 0.2 and seed 0 (``sections``: see procs.tiny_toml)."""
+    train = {"lr": float(lr), "warmup": warmup, "preview_every": 100, "preview_n": 64, "preview_steps": 5, "seed": 0,
+             "threads": None}
+    changes = {"schedule": {"beta_start": 1e-3, "beta_end": 0.2}, **sections}
+    changes["train"] = {**train, **changes.get("train", {})}
+    return tiny_config(tmp_path, steps, ckpt, **changes)
 
 
 @pytest.fixture
@@ -294,10 +265,8 @@ def _short_run(tmp_path):
 
 
 def test_a_learned_schedule_is_drawn_as_it_trains(qtbot, panel, tmp_path):
-    toml = tiny_toml(tmp_path, steps=100_000, lr="1e-2")
-    text = toml.read_text().replace('family = "linear"\nsteps = 50\nbeta_start = 1e-3\nbeta_end = 0.2',
-                                    'family = "vdm_learned"').replace('name = "ddpm"', 'name = "vdm"')
-    toml.write_text(text)
+    toml = tiny_toml(tmp_path, steps=100_000, lr="1e-2", method={"name": "vdm"},
+                     schedule={"family": "vdm_learned", "steps": None, "beta_start": None, "beta_end": None})
     assert panel.load_toml(toml), panel.banner.text()
     readings = []
     panel.bridge.events.connect(lambda batch: readings.extend(
