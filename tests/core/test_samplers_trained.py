@@ -26,10 +26,16 @@ from .test_training_quality import train
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 N = 2000  # samples per sampler
 
+# DDPM predicts v (Salimans & Ho 2022): with eps, x0_hat = (x - sigma eps_hat) / alpha
+# multiplies the net's error by sigma / alpha ~ 180 at t = T (alpha_T = 0.0055), and the
+# ~1% of prior draws in N(0, I)'s tails (|x_T| ~ 3) got x0_hat ~ 30 at t = T; the
+# deterministic ODE carries that to |x| ~ 100 (SW 0.20 against ancestral's 0.058, which
+# re-noises). The exact mixture denoiser on the same schedule gives DDIM 0.028, ancestral
+# 0.023, so the ODE math is right; v at the same budget: ODE 0.060-0.064, ancestral 0.055.
 FAMILIES = {
-    "ddpm": ("linear", dict(steps=200, beta_start=5e-4, beta_end=0.1)),
-    "ncsn": ("geometric", dict(steps=30, sigma_max=5.0, sigma_min=0.01)),
-    "vdm": ("vdm_fixed", {}),
+    "ddpm": ("linear", dict(steps=200, beta_start=5e-4, beta_end=0.1), "v"),
+    "ncsn": ("geometric", dict(steps=30, sigma_max=5.0, sigma_min=0.01), "eps"),
+    "vdm": ("vdm_fixed", {}, "eps"),
 }
 # steps per sampler: NFE between 50 and 400 (rk45: one adaptive interval at rtol 1e-4)
 RUNS = {
@@ -53,8 +59,8 @@ def data():
 def models(data):
     train_set = data[0]
     out = {}
-    for name, (family, params) in FAMILIES.items():
-        method = METHODS.get(name)(make_schedule(family, **params))
+    for name, (family, params, prediction) in FAMILIES.items():
+        method = METHODS.get(name)(make_schedule(family, **params), prediction=prediction)
         _, ema, _ = train(method, train_set, 1200)
         out[name] = (method, ema.module.eval())
     return out
@@ -74,20 +80,21 @@ def reference_sw(models, data):
     return out
 
 
-ODE_SOLVERS = ("euler", "heun", "dpmpp_2m", "rk45")
-
-
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("sampler_name", RUNS)
 def test_every_sampler_samples_every_family(sampler_name, family, models, data, reference_sw, request):
-    """Near ancestral's SW (1.3x + 0.01). The ODE solvers sample the model's
-    probability-flow ODE, whose quality is the model's: on DDPM (discrete, 200 steps)
-    it is far below ancestral's here (SW ~0.22 vs ~0.054, DDIM's as well), so they are
-    held to DDIM's figure, and to ancestral's where DDIM meets it (NCSN, VDM)."""
+    """Near ancestral's SW (1.3x + 0.01), every sampler on every family (the ODE
+    solvers sample the model's probability-flow ODE, DDIM eta = 0's as well)."""
     if (sampler_name, family) == ("pc", "vdm"):
-        # measured SW 0.080 against a limit of 0.078 at 100 steps, and worse (0.108) at
-        # 200: the Langevin corrector's step on VDM's grid is not right yet (issue 12 note)
-        request.applymarker(pytest.mark.xfail(reason="pc on VDM: corrector step under investigation", strict=False))
+        # the corrector's nature at snr 0.16 on this model, not its step rule: with the
+        # exact mixture score pc on VDM's grid gets SW 0.019 / 0.022 at 100 / 200 steps
+        # (ancestral 0.023); on the trained model SW rises with the snr, 0.055 / 0.057 /
+        # 0.080 / 0.147 at snr 0.04 / 0.08 / 0.16 / 0.32 (100 steps; ancestral 0.056), and
+        # 0.051 / 0.065 / 0.108 at snr 0.04 / 0.08 / 0.16 with 200 steps (twice the corrector
+        # steps, twice the harm): the Langevin steps integrate the learned score's error
+        request.applymarker(pytest.mark.xfail(
+            reason="pc at score_sde's snr 0.16 amplifies the trained VDM score's error (exact score: SW 0.019; "
+                   "snr 0.08: 0.057, 0.16: 0.080 vs limit 0.078)", strict=False))
     method, net = models[family]
     steps, opts = RUNS[sampler_name]
     x = sample(sampler_name, method, net, (N, 2), steps, torch.Generator().manual_seed(5), **opts)
@@ -95,10 +102,8 @@ def test_every_sampler_samples_every_family(sampler_name, family, models, data, 
     ancestral, ddim = reference_sw[family, "ancestral"], reference_sw[family, "ddim"]
     print(f"{family} {sampler_name}: SW {sw:.4f} (ancestral {ancestral:.4f}, ddim {ddim:.4f})")
     assert torch.isfinite(x).all()
-    ref = max(ancestral, ddim) if sampler_name in ODE_SOLVERS else ancestral
-    assert sw < 1.3 * ref + 0.01
-    if family != "ddpm":
-        assert sw < 1.3 * ancestral + 0.01
+    assert sw < 1.3 * ancestral + 0.01
+    assert ddim < 1.3 * ancestral + 0.01
 
 
 def test_ode_nll_beside_the_bounds_and_the_true_nll(models, data):
