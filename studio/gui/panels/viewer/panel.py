@@ -485,6 +485,7 @@ class ViewerPanel(QWidget):
 
     def shutdown(self) -> None:
         self._poll.stop()
+        self.point_view.model = None  # no further field batches start on the worker
         for bridge in (self.bridge, self.branch_bridge):
             bridge.stop_and_wait(10)
         self._set_branch(None)
