@@ -44,25 +44,29 @@ def main(argv: list[str]) -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    from studio.core.schedules import make_schedule
-    from studio.gui.app import build_window, default_state
+    from studio.gui.app import open_app
 
     settings = QSettings(str(Path(tempfile.mkdtemp()) / "studio.ini"), QSettings.Format.IniFormat)
-    state = default_state()
-    window = build_window(state, settings=settings)
-    window.resize(1500, 920)
-    window.show()
-    settle(app, 1.0)
+    window = open_app(settings=settings)  # the launch path: the window first, torch and the panels after
     saved = []
 
-    def shot(widget, name: str) -> None:
-        settle(app)
+    def shot(widget, name: str, wait: float = 0.4) -> None:
+        settle(app, wait)
         path = out / name
         widget.grab().save(str(path))
         saved.append(path)
 
+    ready = []
+    window.all_panels_built.connect(lambda: ready.append(True))
+    shot(window, "window_launch.png", 0.0)  # as first painted: docks with their Loading lines
+    deadline = time.monotonic() + 120
+    while not ready and time.monotonic() < deadline:
+        settle(app, 0.05)
+    from studio.core.schedules import make_schedule
+
+    state = window.state
     editor, data = window.panel("schedule"), window.panel("data")
-    shot(window, "window_default.png")
+    shot(window, "window_default.png", 1.0)
     shot(data, "panel_data_points.png")
 
     # several schedules overlaid, a custom one selected (control points shown)
@@ -71,6 +75,9 @@ def main(argv: list[str]) -> int:
     editor.select(len(state.schedules) - 1)
     editor.preview.set_t(0.35)
     shot(editor, "panel_schedule_overlay_custom.png")
+    editor.views.setCurrentWidget(editor.lambda_view)  # the same schedules on the log-SNR axis
+    shot(editor, "panel_schedule_log_snr.png")
+    editor.views.setCurrentIndex(0)
 
     # a variance-exploding schedule: sigma gets a log axis
     state.add_schedule("geometric", make_schedule("geometric"))

@@ -14,10 +14,13 @@ if TYPE_CHECKING:  # imported where used: torch comes in after the main window i
     from studio.session import AppState
 
 DEFAULT_DATA = {"source": "toy", "name": "swiss_roll", "n": 4000, "seed": 0}
-# what the panels need that is not Qt: torch, the session layer, the engine (~5 s on 2
-# cores, most of it torch). The app imports them on a thread while the window paints.
+# what the panels need: torch, the session layer, the engine (~5 s on 2 cores, most of it
+# torch), then pyqtgraph and the panels' modules (~2 s; they create no QObject at import:
+# checked, none is left owned by the thread). The app imports them on a thread while the
+# window paints, and builds the widgets on the GUI thread.
 BACKGROUND_IMPORTS = ("torch", "studio.core.data.toy", "studio.core.schedules", "studio.session.training",
-                      "studio.session.sampling", "studio.session.compare", "studio.session.runs", "studio.engine.trainer")
+                      "studio.session.sampling", "studio.session.compare", "studio.session.runs", "studio.engine.trainer",
+                      "pyqtgraph")
 
 
 def default_state(run_dir: str | Path | None = None, state: AppState | None = None) -> AppState:
@@ -118,8 +121,9 @@ def open_app(run_dir: Path | None = None, settings=None):
     QApplication.processEvents()  # paint it now
 
     def imported(error: str | None) -> None:
-        if error is not None:  # import again here: the error surfaces where it is seen
+        if error is not None:  # said, then imported again here: it raises where it is seen
             print(error, file=sys.stderr)
+            window.show_progress("cannot load: " + error.strip().splitlines()[-1])
         default_state(run_dir, state=state)
         prepare_window(window)
         window.clear_progress()
@@ -132,7 +136,10 @@ def open_app(run_dir: Path | None = None, settings=None):
             warm_up_in_background()  # PITFALLS: the first optimizer imports torch._dynamo
 
     window.panel_built.connect(warm_up)
-    window.loader = import_in_background(BACKGROUND_IMPORTS, imported)
+    from studio.gui.panels import PANELS
+
+    panel_modules = tuple(spec.widget_class.split(":")[0] for spec in PANELS)
+    window.loader = import_in_background(BACKGROUND_IMPORTS + panel_modules, imported)
     return window
 
 
