@@ -16,11 +16,28 @@ from tests.engine.procs import ENV
 
 CONFIGS = Path(__file__).resolve().parents[1] / "resources" / "configs"
 
-# fixture name -> the train command's arguments after ``train``
+
+def tiny(**settings):
+    """The config of a tiny_runs run (tests/cli_runs.py), written into the session's folder."""
+    def config(folder: Path, name: str) -> Path:
+        from tests.cli_runs import write_config
+
+        return write_config(folder, name, **settings)
+    return config
+
+
+# run name -> (its config: a path or a function of the folder and name, the exit code expected)
 RUNS = {
-    "quick_digits_run": (CONFIGS / "quick_digits.toml",),  # its 800 steps
-    "quick_toy_run": (CONFIGS / "quick_toy.toml",),  # its 1500 steps
+    "quick_digits_run": (CONFIGS / "quick_digits.toml", 0),  # its 800 steps
+    "quick_toy_run": (CONFIGS / "quick_toy.toml", 0),  # its 1500 steps
+    # tiny_runs (tests/conftest.py): the runs index and Runs panel tests' runs
+    "tiny_base": (tiny(), 0),
+    "tiny_low_lr": (tiny(lr=1e-3), 0),
+    "tiny_nan": (tiny(lr=1e12, warmup=0, checkpoint_every=1), 3),  # a NaN stop
 }
+# fixture name -> the runs it reads
+FIXTURES = {"quick_digits_run": ("quick_digits_run",), "quick_toy_run": ("quick_toy_run",),
+            "tiny_runs": ("tiny_base", "tiny_low_lr", "tiny_nan")}
 
 
 class BackgroundRun:
@@ -29,20 +46,22 @@ class BackgroundRun:
 
     def __init__(self, name: str, folder: Path):
         self.path = folder / name
+        config, self.code = RUNS[name]
+        config = config if isinstance(config, Path) else config(folder, name)
         self._out, self._err = (open(folder / f"{name}.{kind}", "w+") for kind in ("out", "err"))
-        self.proc = subprocess.Popen([sys.executable, "-m", "studio", "train", *map(str, RUNS[name]), "--out", str(self.path)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "studio", "train", str(config), "--out", str(self.path)],
                                      env=ENV, stdout=self._out, stderr=self._err, text=True)
         self.stderr = ""
 
     def finished(self, timeout: float = 900) -> "BackgroundRun":
-        """Once the process exited with 0 (asserted), with its stderr read."""
+        """Once the process exited with its expected code (asserted), with its stderr read."""
         code = self.proc.wait(timeout=timeout)
         if self._err.closed:
             return self
         with self._out, self._err:
             self._err.seek(0)
             self.stderr = self._err.read()
-        assert code == 0, self.stderr
+        assert code == self.code, self.stderr
         return self
 
     def stop(self) -> None:
@@ -64,9 +83,10 @@ class BackgroundRuns:
         for name in sorted(set(names) - set(self.runs)):
             self.runs[name] = BackgroundRun(name, self.folder)
 
-    def get(self, name: str) -> BackgroundRun:
-        self.start([name])  # asked for without being collected first (a plugin's own collection)
-        return self.runs[name].finished()
+    def get(self, fixture: str) -> dict[str, BackgroundRun]:
+        """The runs a fixture reads, finished."""
+        self.start(FIXTURES[fixture])  # when asked for without being collected first
+        return {name: self.runs[name].finished() for name in FIXTURES[fixture]}
 
     def close(self) -> None:
         for run in self.runs.values():

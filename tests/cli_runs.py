@@ -1,6 +1,7 @@
 """Run directories made by the real CLI in a subprocess, for the tests of the runs index
 (tests/engine/test_run_index.py) and the Runs panel (tests/gui/test_runs_panel.py):
-tiny 2-D DDPM runs that differ in the settings a test names."""
+tiny 2-D DDPM runs that differ in the settings a test names (the finished ones are
+trained once a session, in the background: tests/background_runs.py)."""
 
 from __future__ import annotations
 
@@ -25,20 +26,6 @@ def sections(family: str = "linear", lr: float = 2e-3, warmup: int = 5) -> dict:
 
 def run_cli(*args: object, timeout: float = 300) -> subprocess.CompletedProcess:
     return procs.run_cli(*args, timeout=timeout)  # runs here train and evaluate: a longer limit
-
-
-def train(root: Path, runs: dict[str, dict], codes: dict[str, int] | None = None) -> dict[str, Path]:
-    """Runs ``root/NAME`` trained by ``diffusion-studio train`` with the config settings
-    ``runs[NAME]``, the processes side by side (their start-up overlaps); each must exit
-    with ``codes[NAME]`` (default 0)."""
-    procs = {}
-    for name, config in runs.items():
-        cfg = write_config(root.parent, f"{root.name}_{name}", **config)
-        procs[name] = cli("train", cfg, "--out", root / name)
-    for name, proc in procs.items():
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == (codes or {}).get(name, 0), (name, err)
-    return {name: root / name for name in runs}
 
 
 def start(root: Path, name: str, **config) -> tuple[subprocess.Popen, Path]:

@@ -28,9 +28,9 @@ _BACKGROUND = pytest.StashKey()
 
 
 def pytest_collection_finish(session):
-    from tests.background_runs import RUNS, BackgroundRuns
+    from tests.background_runs import FIXTURES, BackgroundRuns
 
-    wanted = {name for item in session.items for name in getattr(item, "fixturenames", ()) if name in RUNS}
+    wanted = {run for item in session.items for name in getattr(item, "fixturenames", ()) for run in FIXTURES.get(name, ())}
     if wanted and not session.config.option.collectonly:
         runs = session.config.stash[_BACKGROUND] = BackgroundRuns()
         runs.start(wanted)
@@ -55,11 +55,20 @@ def _background(request, name):
 def quick_digits_run(request):
     """quick_digits trained by ``diffusion-studio train`` (800 steps); its stderr in .stderr.
     Readers may add samples and evaluation.json, never change what training wrote."""
-    return _background(request, "quick_digits_run")
+    return _background(request, "quick_digits_run")["quick_digits_run"]
 
 
 @pytest.fixture(scope="session")
 def quick_toy_run(request):
     """quick_toy trained by ``diffusion-studio train`` (1500 steps); its stderr in .stderr.
     Readers may add samples and evaluation.json, never change what training wrote."""
-    return _background(request, "quick_toy_run")
+    return _background(request, "quick_toy_run")["quick_toy_run"]
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(request):
+    """{"base", "low_lr", "nan"}: tiny 2-D runs ``diffusion-studio train`` made (tests/cli_runs.py
+    settings; 40 steps, lr 1e-3 for low_lr, a NaN stop with exit code 3 for nan). Readers
+    copy them into a folder of their own (shutil.copytree)."""
+    runs = _background(request, "tiny_runs")
+    return {name.removeprefix("tiny_"): run.path for name, run in runs.items()}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -21,17 +22,13 @@ from studio.engine.run_index import (
     run_label,
     tensorboard_smooth,
 )
-from tests.cli_runs import rows, run_cli, start, stop, train, wait_rows
+from tests.cli_runs import rows, run_cli, start, stop, wait_rows
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_runs):
     root = tmp_path_factory.mktemp("index") / "runs"
-    made = train(root, {
-        "base": {},
-        "low_lr": {"lr": 1e-3},
-        "nan": {"lr": 1e12, "warmup": 0, "checkpoint_every": 1},
-    }, codes={"nan": 3})
+    made = {name: shutil.copytree(run, root / name) for name, run in tiny_runs.items()}  # base, low_lr, nan
     proc = run_cli("evaluate", made["base"], "--n", "300", "--json")
     assert proc.returncode == 0, proc.stderr
     made["figures"] = json.loads(proc.stdout)

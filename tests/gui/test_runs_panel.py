@@ -6,6 +6,7 @@ reveal, follow the running one, resume it once its writer is gone)."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 
 import numpy as np
@@ -16,13 +17,13 @@ from PySide6.QtGui import QDesktopServices
 from studio.engine.run_index import format_value, tensorboard_smooth
 from studio.gui.app import build_window
 from studio.gui.panels.runs.table import COLUMNS
-from tests.cli_runs import rows, start, stop, train
+from tests.cli_runs import rows, start, stop
 
 
 @pytest.fixture(scope="module")
-def finished(tmp_path_factory):
+def finished(tmp_path_factory, tiny_runs):
     root = tmp_path_factory.mktemp("runs_panel") / "runs"
-    return root, train(root, {"base": {}, "low_lr": {"lr": 1e-3}})
+    return root, {name: shutil.copytree(tiny_runs[name], root / name) for name in ("base", "low_lr")}
 
 
 def cell(panel, path, column: str) -> str:
