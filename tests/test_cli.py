@@ -197,6 +197,7 @@ def test_missing_checkpoint(tmp_path, short_run):
     assert tree_digest(run) == before
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint(tmp_path, short_run):
     import shutil
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.test_cli import run_cli
 
 PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
@@ -45,6 +47,7 @@ def test_a_missing_plugins_folder_is_named(tmp_path):
     assert "nowhere" in proc.stderr
 
 
+@pytest.mark.slow
 def test_a_shipped_config_trains_by_name(tmp_path):
     proc = run_cli("train", "quick_toy", "--out", tmp_path / "run", "--steps", "20")
     assert proc.returncode == 0, proc.stderr

@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from studio.engine.config import parse_config
 from studio.engine.runs import RunDir
@@ -17,6 +18,7 @@ from studio.gui.panels.training import TrainingPanel
 from .test_training_panel import tiny_toml
 
 
+@pytest.mark.slow
 def test_follow_a_cli_run_live(qtbot, state, tmp_path):
     cfg = tiny_toml(tmp_path, steps=1500, ckpt=500)
     run_dir = tmp_path / "cli_run"
