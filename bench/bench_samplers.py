@@ -220,10 +220,14 @@ def train_config(name: str, runs: Path, steps: int | None) -> Path:
 
 def quality_table(run: Path, n: int) -> None:
     from studio.engine.compare import compare_samplers
-    from studio.engine.events import Finished
+    from studio.engine.events import CompareRow, Finished
 
     rows = []
     for event in compare_samplers(run, QUALITY_SAMPLERS, BUDGETS, n=n, seed=0, options=QUALITY_OPTIONS):
+        if isinstance(event, CompareRow):  # each cell as it ends: a long table shows progress
+            r = event.row
+            print(f"  {run.name} {r['sampler']:<15} budget {r['nfe_budget']} nfe {r['nfe']:>5} "
+                  f"SWD {r['sliced_wasserstein']:.4f} MMD {r['mmd']:.4f} ({r['wall_s']:.1f} s)", flush=True)
         if isinstance(event, Finished):
             rows = event.result["rows"]
     print(f"\n{run.name}: sliced W1 / MMD against held-out data ({n} samples a cell)")
