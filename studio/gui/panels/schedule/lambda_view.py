@@ -84,7 +84,10 @@ class LambdaPlots(pg.GraphicsLayoutWidget):
                 p.setLogMode(y=True)
                 p.getAxis("left").setStyle(maxTextLevel=0)
         self.density_legend = self.density.addLegend(offset=(-8, 8), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 220))
-        self.weight_legend = self.weight.addLegend(offset=(-8, 8), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 220))
+        # five objectives in a small plot: two columns at the lower left, where the curves
+        # (all normalised to peak 1, most falling with lambda) leave room
+        self.weight_legend = self.weight.addLegend(offset=(8, -8), labelTextColor="k", colCount=2,
+                                                   brush=pg.mkBrush(255, 255, 255, 140))
         self.ticks = self.density.plot(pen=pg.mkPen("#000", width=1), connect="pairs")
         # the run's loss on a second view box sharing the density plot's lambda axis
         self.loss_box = pg.ViewBox()
