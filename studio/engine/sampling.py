@@ -42,13 +42,17 @@ def sample_job(
     records: bool = True,
     device: str = "cpu",
     checkpoint_path: str | Path | None = None,
+    x0_prev: Any = None,
+    t_prev: float | None = None,
 ) -> Iterator[Event]:
     """Sample ``n`` states from the run's model (EMA weights unless ``checkpoint="net"``).
 
     ``sampler``, ``steps``, ``n`` default to the run's ``[sample]`` section; ``options``
     are the sampler's options (default: those in the config when the sampler is the
     config's). ``x_init`` (raw data scale, e.g. a ``SampleStep.x_t``) with ``t_start``
-    branches a new run from a state. ``records=False`` skips the per-step events (the
+    branches a new run from a state; ``x0_prev`` (raw scale) and ``t_prev``, the previous
+    step's ``x0_hat`` and ``t``, are a multistep sampler's history (``dpmpp_2m``: with them
+    the branch continues exactly as the run it branches from). ``records=False`` skips the per-step events (the
     CLI); the trajectory file gets every step either way. Bad input (a run, sampler,
     option or count) raises a ``StudioError`` here, at the call, before anything is
     written; the returned generator writes the trajectory.
@@ -66,6 +70,8 @@ def sample_job(
     if x_init is not None:
         x_init = info.from_raw(np.asarray(x_init))
         n = len(x_init)
+    if x0_prev is not None:
+        x0_prev = info.from_raw(np.asarray(x0_prev))
     n = _count("n", n if n is not None else cfg.sample.get("n", 64))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed = {seed!r}: expected an integer >= 0")
@@ -76,7 +82,8 @@ def sample_job(
     shape = (n, *info.shape)
     records_iter = smp(
         method, net, shape, steps, generator=generator,
-        x_init=None if x_init is None else x_init.to(dev), t_start=t_start, **options,
+        x_init=None if x_init is None else x_init.to(dev), t_start=t_start,
+        x0_prev=None if x0_prev is None else x0_prev.to(dev), t_prev=t_prev, **options,
     )  # checks the options and the branch start now (Sampler.__call__ validates eagerly)
     settings = {"sampler": name, "steps": steps, "n": n, "seed": int(seed), "checkpoint": checkpoint, "options": options}
     return _run_sampler(run, cfg, info, records_iter, total, shape, settings, control, trajectory, records)

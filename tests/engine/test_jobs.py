@@ -171,6 +171,15 @@ def test_sample_job_streams_copies_and_trajectory(tmp_path):
     np.testing.assert_array_equal(again[-1].result["samples"], result["samples"])
     branch = list(sample_job(tmp_path / "run", sampler="ddim", steps=6, seed=1, x_init=steps[4].x_t, t_start=steps[4].t, records=False))
     np.testing.assert_allclose(branch[-1].result["samples"], result["samples"], atol=1e-4)
+    # a multistep sampler continues exactly given the previous step's x0_hat and t
+    main = [e for e in sample_job(tmp_path / "run", sampler="dpmpp_2m", steps=10, n=8, seed=1) if isinstance(e, SampleStep)]
+    full = list(sample_job(tmp_path / "run", sampler="dpmpp_2m", steps=10, n=8, seed=1, records=False))[-1].result["samples"]
+    branch = list(sample_job(tmp_path / "run", sampler="dpmpp_2m", steps=6, seed=1, x_init=main[4].x_t, t_start=main[4].t,
+                             x0_prev=main[3].x0_hat, t_prev=main[3].t, records=False))
+    np.testing.assert_allclose(branch[-1].result["samples"], full, atol=2e-6)  # measured 1.2e-7
+    first_order = list(sample_job(tmp_path / "run", sampler="dpmpp_2m", steps=6, seed=1, x_init=main[4].x_t,
+                                  t_start=main[4].t, records=False))  # no history: 6e-5 away
+    assert np.abs(first_order[-1].result["samples"] - full).max() > 1e-5
 
 
 def test_progress_carries_a_learned_schedule_as_it_trains(tmp_path):
