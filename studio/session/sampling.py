@@ -132,9 +132,12 @@ class SamplingSession:
         return path
 
     def start_branch(self, main_settings: dict[str, Any], index: int, x_init, t_start: float, kwargs: dict[str, Any],
-                     gate: Callable[[Iterator, Any], Iterator] | None = None) -> Path:
+                     gate: Callable[[Iterator, Any], Iterator] | None = None, x0_prev=None,
+                     t_prev: float | None = None) -> Path:
         """Run the sampler again from record ``index`` of a main run (its state ``x_init``
-        at time ``t_start``) into a new trajectory file (returned). ``gate(job, control)``
+        at time ``t_start``) into a new trajectory file (returned). ``x0_prev``, ``t_prev``:
+        record ``index - 1``'s x0_hat and t, the history a multistep sampler
+        (DPM-Solver++(2M)) continues from (others ignore it). ``gate(job, control)``
         may wrap the job on the worker (step mode)."""
         self.require_checkpoint()
         path = self.trajectory_path(f"branch{index}", kwargs)
@@ -142,6 +145,7 @@ class SamplingSession:
 
         def factory(control):
             job = sample_job(run_dir, trajectory=path, control=control, t_start=t_start, x_init=x_init,
+                             x0_prev=x0_prev, t_prev=t_prev,
                              checkpoint=main_settings.get("checkpoint", "ema"),
                              checkpoint_path=main_settings.get("checkpoint_path"), **kwargs)
             return gate(job, control) if gate is not None else job

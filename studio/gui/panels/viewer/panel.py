@@ -391,10 +391,15 @@ class ViewerPanel(QWidget):
         k = self.timeline.step
         step = data.step(k)
         x_init, t_start = step["x_t"].astype(np.float32), float(step["t"])
+        history = {}
+        if k > 0:  # a multistep sampler (DPM-Solver++(2M)) continues second order from record k-1
+            prev = data.step(k - 1)
+            history = {"x0_prev": prev["x0_hat"].astype(np.float32), "t_prev": float(prev["t"])}
         self._stepping.set() if stepping else self._stepping.clear()
         try:  # the sampler says how many grid points continue its grid from record k
             kwargs = self.branch_form.job_kwargs(self.session.branch_steps(data.settings, k), data.settings)
-            path = self.session.start_branch(self._main_kwargs or data.settings, k, x_init, t_start, kwargs, gate=self._gated)
+            path = self.session.start_branch(self._main_kwargs or data.settings, k, x_init, t_start, kwargs, gate=self._gated,
+                                             **history)
         except StudioError as exc:
             self.banner.show_error(str(exc))
             return
