@@ -1,8 +1,9 @@
 """Runs of the real ``diffusion-studio train`` that several tests read, started in the
 background when the session's tests are collected, and only when a collected test asks
-for one (tests/conftest.py). pytest and each run use one thread: on 2 cores the second
-one is otherwise idle, so the training overlaps the tests before the first reader; the
-reader waits for the process and fails on its exit code as the test itself would."""
+for one (tests/conftest.py), one after another. pytest and each run use one thread: on
+2 cores the second one is otherwise idle, so the training overlaps the tests before the
+first reader; the reader waits for the process and fails on its exit code as the test
+itself would."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from tests.engine.procs import ENV
@@ -73,22 +75,51 @@ class BackgroundRun:
 
 
 class BackgroundRuns:
-    """The runs one session started (in a folder of its own, removed at the end)."""
+    """The runs one session asked for (in a folder of its own, removed at the end), trained
+    one after another on a thread, so pytest keeps its own core; a run a fixture asks for
+    before its turn starts at once."""
 
     def __init__(self):
         self.folder = Path(tempfile.mkdtemp(prefix="studio-test-runs-"))
         self.runs: dict[str, BackgroundRun] = {}
+        self.queue: list[str] = []
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
 
     def start(self, names) -> None:
-        for name in sorted(set(names) - set(self.runs)):
-            self.runs[name] = BackgroundRun(name, self.folder)
+        with self.lock:
+            self.queue += sorted(set(names) - set(self.runs) - set(self.queue))
+            if self.queue and self.thread is None:
+                self.thread = threading.Thread(target=self._train_in_turn, daemon=True)
+                self.thread.start()
+
+    def _train_in_turn(self) -> None:
+        while True:
+            with self.lock:
+                if not self.queue:
+                    self.thread = None
+                    return
+                run = self._launch(self.queue.pop(0))
+            run.proc.wait()
+
+    def _launch(self, name: str) -> BackgroundRun:
+        """With the lock held."""
+        if name in self.queue:
+            self.queue.remove(name)
+        run = self.runs[name] = BackgroundRun(name, self.folder)
+        return run
 
     def get(self, fixture: str) -> dict[str, BackgroundRun]:
         """The runs a fixture reads, finished."""
-        self.start(FIXTURES[fixture])  # when asked for without being collected first
+        with self.lock:
+            for name in FIXTURES[fixture]:
+                if name not in self.runs:
+                    self._launch(name)  # not its turn yet, or never collected
         return {name: self.runs[name].finished() for name in FIXTURES[fixture]}
 
     def close(self) -> None:
-        for run in self.runs.values():
-            run.stop()
+        with self.lock:
+            self.queue.clear()
+            for run in self.runs.values():
+                run.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
