@@ -272,11 +272,11 @@ class RunsPanel(QWidget):
     def _update_buttons(self) -> None:
         path = self.current_path()
         summary = self._summary(path)
-        training = self._training_panel()
+        training = self._has_training()
         self.viewer_button.setEnabled(summary is not None)
         self.reveal_button.setEnabled(summary is not None)
-        self.follow_button.setEnabled(summary is not None and training is not None)
-        self.resume_button.setEnabled(summary is not None and training is not None and summary.state in RESUMABLE)
+        self.follow_button.setEnabled(summary is not None and training)
+        self.resume_button.setEnabled(summary is not None and training and summary.state in RESUMABLE)
 
     def _context_menu(self, pos) -> None:
         if self.current_path() is None:
@@ -289,10 +289,13 @@ class RunsPanel(QWidget):
         menu.exec(self.table.viewport().mapToGlobal(pos))
 
     # --- row actions --------------------------------------------------------------------------
+    def _has_training(self) -> bool:
+        """The window has a Training dock (its panel may not be built yet: panels are
+        built on first use, so ask for it by key, never look it up in ``panels``)."""
+        return self.window is not None and "training" in getattr(self.window, "docks", {})
+
     def _training_panel(self):
-        if self.window is None:
-            return None
-        return getattr(self.window, "panels", {}).get("training")
+        return self.window.panel("training") if self._has_training() else None
 
     def open_in_viewer(self) -> None:
         path = self.current_path()
