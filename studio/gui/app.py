@@ -107,8 +107,8 @@ def open_app(run_dir: Path | None = None, settings=None):
     """The launch: the main window on screen first (menus, status bar, every dock in its
     place with a "Loading" line), torch and the session layer imported on a thread
     meanwhile, then the default state, the plugins and the panels one per turn of the
-    event loop, visible docks first; the optimizer warm-up starts off the GUI thread once
-    the Training panel (its Start) exists.
+    event loop, visible docks first; then the optimizer warm-up, off the GUI thread (a
+    Start pressed before that starts it and waits for it: never built on the GUI thread).
     Returns the window (``all_panels_built`` fires when the last panel is in)."""
     from PySide6.QtWidgets import QApplication
 
@@ -129,13 +129,16 @@ def open_app(run_dir: Path | None = None, settings=None):
         window.clear_progress()
         window.build_panels_in_turns()
 
-    def warm_up(key: str) -> None:
-        if key == "training":  # Start can be pressed from now: its optimizer must not freeze the GUI
-            from studio.engine.trainer import warm_up_in_background
+    def warm_up() -> None:
+        # PITFALLS: the first optimizer imports torch._dynamo (~2 s, holding the GIL). After
+        # the panels: beside their builds it made them 1.3-1.5x slower, and before them (on
+        # the loading thread) it held the first panel back to ~8 s (both measured). A Start
+        # pressed before this starts it itself (TrainingPanel.start).
+        from studio.engine.trainer import warm_up_in_background
 
-            warm_up_in_background()  # PITFALLS: the first optimizer imports torch._dynamo
+        warm_up_in_background()
 
-    window.panel_built.connect(warm_up)
+    window.all_panels_built.connect(warm_up)
     from studio.gui.panels import PANELS
 
     panel_modules = tuple(spec.widget_class.split(":")[0] for spec in PANELS)

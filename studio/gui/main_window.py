@@ -137,6 +137,10 @@ class MainWindow(QMainWindow):
         self._queue = visible + [k for k in self._factories if k not in visible]
         self._build_next()
 
+    def loading(self) -> bool:
+        """``build_panels_in_turns`` has panels still to build (the app is starting)."""
+        return self._queue is not None
+
     def _shown_before_built(self, key: str) -> None:
         if self._queue is not None and key in self._queue:  # loading: this one next
             self._queue.remove(key)

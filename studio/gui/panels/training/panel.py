@@ -36,7 +36,7 @@ from studio.core.networks.embedding import clamp_log_snr
 from studio.engine.events import SCHEDULE_TIMES, CheckpointSaved, Failed, Finished, Log, Preview, Progress, Started
 from studio.engine.config import schedule_from_section
 from studio.engine.runs import RunDir, schedule_curve
-from studio.engine.trainer import warm_up_pending
+from studio.engine.trainer import warm_up_in_background, warm_up_pending
 from studio.gui.job_bridge import JobBridge
 from studio.gui.widgets import ImageGridView, MessageBanner, ScatterView, controls_beside
 from studio.session import AppState, TrainingSession, default_runs_root, new_run_dir
@@ -233,6 +233,8 @@ class TrainingPanel(QWidget):
             return False
         try:
             cfg = self.form.config()
+            if self.window is not None and self.window.loading():
+                warm_up_in_background()  # the app warms up once every panel is in: Start came first
             if warm_up_pending():  # train_job builds its optimizer here: wait for the warm-up off this thread
                 self.status_label.setText("starting… (the optimizer is warming up)")
                 self.start_button.setEnabled(False)
