@@ -141,7 +141,7 @@ def open_app(run_dir: Path | None = None, settings=None):
     window.all_panels_built.connect(warm_up)
     from studio.gui.panels import PANELS
 
-    panel_modules = tuple(spec.widget_class.split(":")[0] for spec in PANELS)
+    panel_modules = tuple(spec.module for spec in PANELS)
     window.loader = import_in_background(BACKGROUND_IMPORTS + panel_modules, imported)
     return window
 

@@ -17,12 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import import_module
 
-_CLASSES = {  # the names this package exports, imported on first use (PEP 562)
-    "DataPanel": ".data_panel", "RunsPanel": ".runs", "SamplersPanel": ".samplers",
-    "ScheduleEditor": ".schedule", "TrainingPanel": ".training", "ViewerPanel": ".viewer",
-}
-
-
 @dataclass(frozen=True)
 class PanelSpec:
     key: str  # dock objectName, remembered in QSettings
@@ -32,9 +26,16 @@ class PanelSpec:
     tabify_with: str | None = None  # key of a panel to share a tabbed dock area with
     needs_window: bool = False  # pass the MainWindow too (status-bar progress)
 
+    @property
+    def module(self) -> str:
+        return self.widget_class.split(":")[0]
+
+    @property
+    def class_name(self) -> str:
+        return self.widget_class.split(":")[1]
+
     def load_class(self) -> type:
-        module, name = self.widget_class.split(":")
-        return getattr(import_module(module), name)
+        return getattr(import_module(self.module), self.class_name)
 
     def build(self, state, window):
         cls = self.load_class()
@@ -56,8 +57,10 @@ PANELS: list[PanelSpec] = [
 
 
 def __getattr__(name: str):
-    if name in _CLASSES:
-        return getattr(import_module(_CLASSES[name], __name__), name)
+    """The panel classes this package exports, imported on first use (PEP 562)."""
+    for spec in PANELS:
+        if spec.class_name == name:
+            return spec.load_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

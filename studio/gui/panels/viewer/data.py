@@ -34,9 +34,10 @@ def rms(a: np.ndarray) -> float:
     return float(np.sqrt(np.mean(a * a, axis=1)).mean())
 
 
-def score_from_eps(eps: np.ndarray, sigma: float) -> np.ndarray:
-    """score = -eps / sigma (docs/DESIGN.md 1), in the model's units."""
-    return -np.asarray(eps, dtype=np.float32) / max(float(sigma), 1e-12)
+def score_from_eps(eps: np.ndarray, sigma) -> np.ndarray:
+    """score = -eps / sigma (docs/DESIGN.md 1), in the model's units; ``sigma`` a number
+    or an array that broadcasts against ``eps`` (one per step)."""
+    return -np.asarray(eps, dtype=np.float32) / np.maximum(np.asarray(sigma, dtype=np.float32), 1e-12)
 
 
 class TrajectoryData:

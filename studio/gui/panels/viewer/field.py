@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .data import score_from_eps
+
 FIELD_GRID = 21  # FIELD_GRID^2 arrows
 
 
@@ -44,8 +46,8 @@ def score_fields(model, bounds: tuple[float, float, float, float], times: list[f
         tt = torch.tensor(times, dtype=torch.float64).clamp(1e-5, 1.0)
         pred = method.predict(net, xm.repeat(len(times), 1), tt.repeat_interleave(cells).to(xm.dtype))
         sigma = method.schedule.sigma(tt).numpy().reshape(-1, 1, 1)
-        eps = pred.eps.numpy().reshape(len(times), cells, -1).astype(np.float32)
-        scores = -eps / np.maximum(sigma, 1e-12).astype(np.float32) / info.scale.numpy()  # d/dx_raw
+        eps = pred.eps.numpy().reshape(len(times), cells, -1)
+        scores = score_from_eps(eps, sigma) / info.scale.numpy()  # d/dx_raw
     spacing = (bounds[1] - bounds[0]) / (FIELD_GRID - 1)
     out = []
     for score in scores:
