@@ -28,11 +28,13 @@ Quality per NFE (``--quality``, instead of the speed tables): the shipped toy co
 --out RUNS/NAME [--steps N]``; a run already there is reused), then every sampler at 5,
 10, 20, 50, 100 and 1000 network evaluations by ``engine.compare.compare_samplers`` (the
 same prior draw for every cell, NFE counted on the network), SWD and MMD against the
-run's held-out split, one run each; the last line per config compares the best sampler
-at 20 NFE with 1000-step ancestral's SWD (target: within 10%).
+run's held-out split, averaged over a few seeds (prior draws); beside it the SWD of fresh
+draws of the toy set itself (the statistic's floor). The last line per config compares the
+best sampler at 20 NFE with 1000-step ancestral's SWD (target: within 10%), per seed too.
 
     .venv/bin/python bench/bench_samplers.py --quality [--runs runs/bench] [--train-steps N]
                                              [--configs ddpm_toy,ncsn_toy,vdm_toy] [--n 2000]
+                                             [--seeds 0,1,2]
 """
 
 from __future__ import annotations
@@ -191,13 +193,15 @@ def bench_every_sampler(method, net, x_T: torch.Tensor, reps: int, steps: int = 
 # quality per NFE on the shipped toy configs
 # ----------------------------------------------------------------------------------
 
-QUALITY_SAMPLERS = ("ancestral", "ddim", "langevin", "euler", "heun", "dpmpp_2m", "euler_maruyama", "pc", "rk45")
+QUALITY_SAMPLERS = (
+    "ancestral", "ddim", "langevin", "euler", "heun", "dpmpp_2m", "euler_maruyama", "pc", "dpmpp_2m_sde", "rk45",
+)
 # grids for the ODE solvers: the schedule's whole noise range whatever the step count
 # (uniform_t stops at t = 1 / steps, far from the data at 5 NFE)
 # (rk45 gets one interval: on uniform_t that interval ends at t = 0.5)
 QUALITY_OPTIONS = {
     "euler": {"grid": "karras"}, "heun": {"grid": "karras"}, "dpmpp_2m": {"grid": "uniform_log_snr"},
-    "rk45": {"grid": "karras"},
+    "euler_maruyama": {"grid": "karras"}, "dpmpp_2m_sde": {"grid": "uniform_log_snr"}, "rk45": {"grid": "karras"},
 }
 BUDGETS = (5, 10, 20, 50, 100, 1000)
 
@@ -218,43 +222,110 @@ def train_config(name: str, runs: Path, steps: int | None) -> Path:
     return out
 
 
-def quality_table(run: Path, n: int) -> None:
+def data_floor(run: Path, n: int, seeds: list[int]) -> list[float]:
+    """SWD of fresh draws of the run's toy set (n points, one per seed) against its
+    held-out split: what a perfect sampler would score (the statistic's own noise)."""
+    from studio.core.data.toy import make_toy
+    from studio.core.metrics import sliced_wasserstein
+    from studio.engine.evaluate import held_out_data
+    from studio.engine.runs import RunDir
+
+    cfg = RunDir(run).require().config
+    if cfg.data.get("source") != "toy":
+        return []
+    reference = held_out_data(cfg)
+    return [sliced_wasserstein(make_toy(cfg.data["name"], n, seed=10_000 + s).data, reference) for s in seeds]
+
+
+def quality_table(run: Path, n: int, seeds: list[int]) -> None:
+    """The table for one run: every cell's SWD and MMD averaged over ``seeds`` (each seed
+    one prior draw, shared by every cell), the spread over seeds of the 20-NFE verdict."""
     from studio.engine.compare import compare_samplers
     from studio.engine.events import CompareRow, Finished
 
-    rows = []
-    for event in compare_samplers(run, QUALITY_SAMPLERS, BUDGETS, n=n, seed=0, options=QUALITY_OPTIONS):
-        if isinstance(event, CompareRow):  # each cell as it ends: a long table shows progress
-            r = event.row
-            print(f"  {run.name} {r['sampler']:<15} budget {r['nfe_budget']} nfe {r['nfe']:>5} "
-                  f"SWD {r['sliced_wasserstein']:.4f} MMD {r['mmd']:.4f} ({r['wall_s']:.1f} s)", flush=True)
-        if isinstance(event, Finished):
-            rows = event.result["rows"]
-    print(f"\n{run.name}: sliced W1 / MMD against held-out data ({n} samples a cell)")
+    cells: dict[tuple[str, int | None], list[dict]] = {}
+    for seed in seeds:
+        for event in compare_samplers(run, QUALITY_SAMPLERS, BUDGETS, n=n, seed=seed, options=QUALITY_OPTIONS):
+            if isinstance(event, CompareRow):  # each cell as it ends: a long table shows progress
+                r = event.row
+                print(f"  {run.name} seed {seed} {r['sampler']:<15} budget {r['nfe_budget']} nfe {r['nfe']:>5} "
+                      f"SWD {r['sliced_wasserstein']:.4f} MMD {r['mmd']:.4f} ({r['wall_s']:.1f} s)", flush=True)
+            if isinstance(event, Finished):
+                for r in event.result["rows"]:
+                    cells.setdefault((r["sampler"], r["nfe_budget"]), []).append(r)
+    mean = lambda rows, key: statistics.fmean(r[key] for r in rows)
+    print(f"\n{run.name}: sliced W1 / MMD against held-out data ({n} samples a cell, mean of seeds {seeds})")
     print(f"  {'sampler':<15}" + "".join(f"{f'{b} NFE':>16}" for b in BUDGETS))
-    by = {(r["sampler"], r["nfe_budget"]): r for r in rows}
     for name in QUALITY_SAMPLERS:
         if name == "rk45":
-            (r,) = [r for r in rows if r["sampler"] == "rk45"]
-            print(f"  {'rk45':<15}   SWD {r['sliced_wasserstein']:.4f} MMD {r['mmd']:.4f} at {r['nfe']} NFE (rtol 1e-5)")
+            ((key, rows),) = [(k, v) for k, v in cells.items() if k[0] == "rk45"]
+            print(f"  {'rk45':<15}   SWD {mean(rows, 'sliced_wasserstein'):.4f} MMD {mean(rows, 'mmd'):.4f} "
+                  f"at {mean(rows, 'nfe'):.0f} NFE (rtol 1e-5)")
             continue
-        cells = []
+        out = []
         for b in BUDGETS:
-            r = by.get((name, b))
-            cells.append(f"{r['sliced_wasserstein']:7.4f}/{r['mmd']:7.4f}" if r else f"{'-':>15}")
-        print(f"  {name:<15} " + " ".join(cells))
-    ref = by[("ancestral", 1000)]["sliced_wasserstein"]
-    at20 = {name: by[(name, 20)]["sliced_wasserstein"] for name in QUALITY_SAMPLERS if (name, 20) in by}
-    best = min((v, k) for k, v in at20.items() if math.isfinite(v))
-    print(f"  best at 20 NFE: {best[1]} SWD {best[0]:.4f} vs ancestral 1000 {ref:.4f} "
-          f"({100 * (best[0] / ref - 1):+.1f}%; target within 10%)")
+            rows = cells.get((name, b))
+            out.append(f"{mean(rows, 'sliced_wasserstein'):7.4f}/{mean(rows, 'mmd'):7.4f}" if rows else f"{'-':>15}")
+        print(f"  {name:<15} " + " ".join(out))
+    floor = data_floor(run, n, seeds)
+    if floor:
+        print(f"  data vs held-out (fresh draws of the toy set, the statistic's floor): SWD {statistics.fmean(floor):.4f}")
+    ref = [r["sliced_wasserstein"] for r in cells[("ancestral", 1000)]]
+    at20 = {name: [r["sliced_wasserstein"] for r in cells[(name, 20)]] for name in QUALITY_SAMPLERS if (name, 20) in cells}
+    best = min((statistics.fmean(v), k) for k, v in at20.items() if all(math.isfinite(x) for x in v))[1]
+    ratios = [a / b - 1 for a, b in zip(at20[best], ref)]
+    print(f"  best at 20 NFE: {best} SWD {statistics.fmean(at20[best]):.4f} vs ancestral 1000 {statistics.fmean(ref):.4f} "
+          f"({100 * (statistics.fmean(at20[best]) / statistics.fmean(ref) - 1):+.1f}%; per seed "
+          + ", ".join(f"{100 * x:+.1f}%" for x in ratios) + "; target within 10%)")
+
+
+def verdict(run: Path, n: int, reference_n: int, seeds: list[int]) -> None:
+    """The 20-NFE target without the statistic's noise: ``n`` samples a cell (more than the
+    table's) against ``reference_n`` fresh draws of the toy set (unseen by training, as the
+    held-out split, but many more points), for 1000-step ancestral and every sampler at 20
+    NFE, the same prior draw per seed for all; mean and spread over ``seeds``."""
+    from studio.core.data.toy import make_toy
+    from studio.core.metrics import sliced_wasserstein
+    from studio.engine.compare import cell_steps
+    from studio.engine.config import with_data_range
+    from studio.engine.runs import RunDir
+
+    r = RunDir(run).require()
+    if r.config.data.get("source") != "toy":
+        return
+    method, net, info = r.load_model("ema")
+    reference = make_toy(r.config.data["name"], reference_n, seed=20_000).data
+    cells = [("ancestral", 1000)] + [(name, 20) for name in QUALITY_SAMPLERS if name not in ("rk45", "ancestral")]
+    swd: dict[tuple[str, int], list[float]] = {}
+    for seed in seeds:
+        prior = method.prior_sample((n, *info.shape), generator=torch.Generator().manual_seed(seed))
+        for name, budget in cells:
+            smp = SAMPLERS.get(name)
+            opts = smp.options(with_data_range(name, dict(QUALITY_OPTIONS.get(name, {})), info.kind))
+            x = sample(smp, method, net, tuple(prior.shape), cell_steps(smp, method, budget, opts),
+                       torch.Generator().manual_seed(seed), x_init=prior, **opts)
+            swd.setdefault((name, budget), []).append(sliced_wasserstein(x, reference))
+    floor = [sliced_wasserstein(make_toy(r.config.data["name"], n, seed=30_000 + s).data, reference) for s in seeds]
+    ref = statistics.fmean(swd[("ancestral", 1000)])
+    spread = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
+    print(f"\n{run.name}: the 20-NFE target, {n} samples a cell against {reference_n} fresh draws, seeds {seeds}")
+    print(f"  data itself (fresh draws)  SWD {statistics.fmean(floor):.4f} +- {spread(floor):.4f}")
+    print(f"  ancestral 1000 NFE         SWD {ref:.4f} +- {spread(swd[('ancestral', 1000)]):.4f}")
+    for (name, budget), v in sorted(swd.items(), key=lambda kv: statistics.fmean(kv[1])):
+        if budget == 20:
+            print(f"  {name:<15} 20 NFE      SWD {statistics.fmean(v):.4f} +- {spread(v):.4f} "
+                  f"({100 * (statistics.fmean(v) / ref - 1):+.1f}% of ancestral 1000)")
 
 
 def main_quality(args: argparse.Namespace) -> None:
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
     for name in args.configs.split(","):
-        quality_table(train_config(name.strip(), runs, args.train_steps), args.n)
+        run = train_config(name.strip(), runs, args.train_steps)
+        if not args.verdict_only:
+            quality_table(run, args.n, seeds)
+        verdict(run, args.verdict_n, args.reference_n, seeds)
 
 
 def main() -> None:
@@ -273,6 +344,10 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, help="--quality: override the configs' [train] steps")
     ap.add_argument("--configs", default="ddpm_toy,ncsn_toy,vdm_toy", help="--quality: shipped configs")
     ap.add_argument("--n", type=int, default=2000, help="--quality: samples a cell")
+    ap.add_argument("--seeds", default="0,1,2", help="--quality: prior draws, one table run each, averaged")
+    ap.add_argument("--verdict-n", type=int, default=10000, help="--quality: samples a cell for the 20-NFE verdict")
+    ap.add_argument("--reference-n", type=int, default=50000, help="--quality: fresh data points the verdict compares with")
+    ap.add_argument("--verdict-only", action="store_true", help="--quality: only the 20-NFE verdict, not the table")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.quality:

@@ -311,6 +311,21 @@ def test_vdm_elbo_closed_form_for_gaussian_data(family):
     assert float(d.mean()) == pytest.approx(expected, abs=4 * float(se) + 1e-3)
 
 
+def test_vdm_elbo_does_not_depend_on_the_prediction():
+    """The ELBO is a function of eps_hat alone: the optimal denoiser read as v (Salimans &
+    Ho 2022) gives the same bound, term for term and sample for sample, as read as eps;
+    x0 is refused (it would divide eps_hat by sigma_0 inside the bound)."""
+    x0 = torch.randn(500, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    bounds = {}
+    for kind in ("eps", "v"):
+        m = METHODS.get("vdm")(make_schedule("vdm_fixed"), prediction=kind)
+        bounds[kind] = m.nll_bound(GaussianOracle(True, kind), x0, torch.Generator().manual_seed(1), n_t=4)
+    for term, value in bounds["eps"].items():
+        assert torch.allclose(bounds["v"][term], value, rtol=1e-9, atol=1e-9), term
+    with pytest.raises(ConfigError, match="prediction = 'x0'; allowed: eps, v"):
+        METHODS.get("vdm")(make_schedule("vdm_fixed"), prediction="x0")
+
+
 def test_vdm_prior_and_reconstruction_closed_forms():
     m = METHODS.get("vdm")(make_schedule("vdm_fixed"))  # gamma 0 -> -13.3, 1 -> 5
     x0 = torch.tensor([[0.5, -1.0]], dtype=torch.float64)

@@ -102,6 +102,7 @@ BRANCHING = [
     ("langevin", {"n_steps_each": 3}, None),
     ("euler_maruyama", {}, None),
     ("pc", {}, None),
+    ("dpmpp_2m_sde", {}, None),
 ]
 
 

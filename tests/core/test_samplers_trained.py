@@ -35,7 +35,7 @@ N = 2000  # samples per sampler
 FAMILIES = {
     "ddpm": ("linear", dict(steps=200, beta_start=5e-4, beta_end=0.1), "v"),
     "ncsn": ("geometric", dict(steps=30, sigma_max=5.0, sigma_min=0.01), "eps"),
-    "vdm": ("vdm_fixed", {}, "eps"),
+    "vdm": ("vdm_fixed", {}, "v"),
 }
 # steps per sampler: NFE between 50 and 400 (rk45: one adaptive interval at rtol 1e-4)
 RUNS = {
@@ -44,6 +44,7 @@ RUNS = {
     "dpmpp_2m": (25, {"grid": "karras"}),
     "euler_maruyama": (200, {}),
     "pc": (100, {}),
+    "dpmpp_2m_sde": (50, {"grid": "uniform_log_snr"}),
     # karras: the one interval ends at the schedule's smallest time (uniform_t's 2-point
     # grid stops at t = 0.5 and jumps to x0_hat from there: SW 0.73 on DDPM)
     "rk45": (2, {"rtol": 1e-4, "atol": 1e-4, "grid": "karras"}),
@@ -82,19 +83,12 @@ def reference_sw(models, data):
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("sampler_name", RUNS)
-def test_every_sampler_samples_every_family(sampler_name, family, models, data, reference_sw, request):
+def test_every_sampler_samples_every_family(sampler_name, family, models, data, reference_sw):
     """Near ancestral's SW (1.3x + 0.01), every sampler on every family (the ODE
-    solvers sample the model's probability-flow ODE, DDIM eta = 0's as well)."""
-    if (sampler_name, family) == ("pc", "vdm"):
-        # the corrector's nature at snr 0.16 on this model, not its step rule: with the
-        # exact mixture score pc on VDM's grid gets SW 0.019 / 0.022 at 100 / 200 steps
-        # (ancestral 0.023); on the trained model SW rises with the snr, 0.055 / 0.057 /
-        # 0.080 / 0.147 at snr 0.04 / 0.08 / 0.16 / 0.32 (100 steps; ancestral 0.056), and
-        # 0.051 / 0.065 / 0.108 at snr 0.04 / 0.08 / 0.16 with 200 steps (twice the corrector
-        # steps, twice the harm): the Langevin steps integrate the learned score's error
-        request.applymarker(pytest.mark.xfail(
-            reason="pc at score_sde's snr 0.16 amplifies the trained VDM score's error (exact score: SW 0.019; "
-                   "snr 0.08: 0.057, 0.16: 0.080 vs limit 0.078)", strict=False))
+    solvers sample the model's probability-flow ODE, DDIM eta = 0's as well). VDM
+    predicts v as DDPM does: with eps, pc at snr 0.16 got SW 0.080 against the limit
+    0.078 (the corrector integrates the score's error, largest where x0_hat carries
+    1 / alpha); with v 0.063 (ancestral 0.052)."""
     method, net = models[family]
     steps, opts = RUNS[sampler_name]
     x = sample(sampler_name, method, net, (N, 2), steps, torch.Generator().manual_seed(5), **opts)

@@ -234,6 +234,11 @@ def test_options_with_allowed_values_are_lists_and_reach_the_config(qtbot, panel
     assert isinstance(form.network_form.editors["embedding"], QComboBox)
     form._set_method("vdm", {"data": "uint8"})
     assert form.method_form.editors["data"].currentData() == "uint8"
+    prediction = form.method_form.editors["prediction"]
+    assert [prediction.itemText(i) for i in range(prediction.count())] == ["eps", "v"] and prediction.isEnabled()
+    prediction.setCurrentIndex(prediction.findData("v"))
+    assert form.sections()["method"]["prediction"] == "v"
+    form._set_method("ncsn", {})
     assert not form.method_form.editors["prediction"].isEnabled()  # eps is the only choice
 
 

@@ -208,22 +208,23 @@ def test_step_mode_and_branch_compare(qtbot, panel, toy_run):
     assert np.isfinite(other.samples()).all()
 
 
-def test_dpmpp_2m_branch_continues_second_order(qtbot, panel, toy_run):
-    """A DPM-Solver++(2M) branch from record k gets record k-1's x0_hat and t: it ends
-    where the engine's branch with that history ends (same stored float16 states), not
-    where a first-order restart does."""
+@pytest.mark.parametrize("sampler_name", ["dpmpp_2m", "dpmpp_2m_sde"])
+def test_multistep_branch_continues_second_order(qtbot, panel, toy_run, sampler_name):
+    """A DPM-Solver++(2M) (ODE or SDE) branch from record k gets record k-1's x0_hat and
+    t: it ends where the engine's branch with that history and the branch's seed ends
+    (same stored float16 states), not where a first-order restart does."""
     from studio.engine.jobs import sample_job
 
-    reader = sample(qtbot, panel, toy_run, steps=8, n=64, sampler="dpmpp_2m")
+    reader = sample(qtbot, panel, toy_run, steps=8, n=64, sampler=sampler_name)
     k = 4
     panel.timeline.set_step(k)
     bf = panel.branch_form
-    bf.fields.sampler.setCurrentText("dpmpp_2m")
+    bf.fields.sampler.setCurrentText(sampler_name)
     with qtbot.waitSignal(panel.branch_bridge.ended, timeout=30_000):
         qtbot.mouseClick(bf.branch_button, Qt.MouseButton.LeftButton)
     got = TrajectoryReader(panel.branch.path).samples()
     here, prev = reader.step(k), reader.step(k - 1)
-    common = dict(sampler="dpmpp_2m", steps=TrajectoryReader(panel.branch.path).steps, seed=bf.fields.seed.value(),
+    common = dict(sampler=sampler_name, steps=TrajectoryReader(panel.branch.path).steps, seed=bf.fields.seed.value(),
                   x_init=here["x_t"].astype(np.float32), t_start=float(reader.per_step()["t"][k]), records=False)
 
     def ends(**history):

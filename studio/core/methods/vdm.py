@@ -22,6 +22,7 @@ variance-minimising gradient for the schedule's shape (appendix I.2) is not used
 from __future__ import annotations
 
 import math
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
@@ -30,17 +31,28 @@ from ..errors import ConfigError, ScheduleError
 from ..metrics import bits_per_dim
 from ..registry import METHODS
 from ..schedules import Schedule
-from .base import DATA_KINDS, DataKind, EpsOnly, LossOutput, Method, check_choice, rand, randn, sum_dims
+from ..parameterization import to_x0_eps
+from .base import DATA_KINDS, DataKind, LossOutput, Method, check_choice, rand, randn, sum_dims
 from .gaussians import LOG_2PI, normal_kl
+
+
+# The network's output: eps (VDM's own), or v (Salimans & Ho 2022), read as eps_hat = sigma
+# z_t + alpha v_hat inside the same ELBO. The bound is a function of eps_hat alone, so it is
+# unchanged; what changes is where the net's error lands: with eps, x0_hat = (z_t - sigma
+# eps_hat) / alpha multiplies it by sigma / alpha (~55 at gamma_max = 8), which the
+# deterministic samplers carry from the tails of the prior to the data; with v, x0_hat =
+# alpha z_t - sigma v_hat has no 1 / alpha. (x0 is not offered: eps_hat = (z_t - alpha
+# x0_hat) / sigma would put 1 / sigma_0 ~ 150 into the ELBO's own term at gamma_min = -10.)
+VDMPrediction = Literal["eps", "v"]
 
 
 class VDM(Method):
     """The continuous-time VDM ELBO on any variance-preserving schedule."""
 
     name = "vdm"
-    predictions = ("eps",)
+    predictions = get_args(VDMPrediction)
 
-    def __init__(self, schedule: Schedule, prediction: EpsOnly = "eps", data: DataKind = "continuous", antithetic: bool = True):
+    def __init__(self, schedule: Schedule, prediction: VDMPrediction = "eps", data: DataKind = "continuous", antithetic: bool = True):
         if not schedule.variance_preserving:
             raise ScheduleError(
                 f"method 'vdm' needs a variance-preserving schedule, got {schedule.family!r} (variance exploding)"
@@ -86,7 +98,8 @@ class VDM(Method):
         alpha, sigma = torch.sigmoid(-gamma).sqrt(), torch.sigmoid(gamma).sqrt()
         eps = randn(x.shape, generator, x.device, x.dtype)
         z_t = alpha.reshape(shape) * x + sigma.reshape(shape) * eps
-        eps_hat = self.call_net(net, z_t, alpha, sigma, -gamma)
+        out = self.call_net(net, z_t, alpha, sigma, -gamma)
+        eps_hat = out if self.prediction == "eps" else to_x0_eps(self.prediction, out, z_t, alpha, sigma).eps
         return 0.5 * slope * sum_dims((eps - eps_hat) ** 2)
 
     def prior_loss(self, x: Tensor) -> Tensor:

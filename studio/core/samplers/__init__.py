@@ -3,8 +3,8 @@ viewer can scrub any step and a caller can stop early (docs/INTERFACES.md).
 
 Registered in ``SAMPLERS``: ``ancestral`` (DDPM Alg. 2, VDM's T-step grid, SMLD's for
 NCSN), ``ddim`` (eta, any number of steps), ``langevin`` (NCSN annealed Langevin
-dynamics); the SDE view (Song et al. 2021, core.sde): ``euler_maruyama`` and ``pc``
-(predictor-corrector) on the reverse SDE, ``euler``, ``heun`` and ``dpmpp_2m``
+dynamics); the SDE view (Song et al. 2021, core.sde): ``euler_maruyama``, ``pc``
+(predictor-corrector) and ``dpmpp_2m_sde`` (DPM-Solver++(2M) SDE) on the reverse SDE, ``euler``, ``heun`` and ``dpmpp_2m``
 (DPM-Solver++(2M)) on the probability-flow ODE, and ``rk45`` (adaptive dopri5). Every
 one serves NCSN, DDPM and VDM models through the reparameterization triangle, on any of
 the time grids of grids.py.
@@ -24,10 +24,10 @@ from .base import OptionSpec, Sampler, StepRecord
 from .ddim import DDIM
 from .langevin import Langevin
 from .ode import DPMSolverPP2M, Euler, Heun
-from .reverse_sde import EulerMaruyama, PredictorCorrector
+from .reverse_sde import DPMSolverPP2MSDE, EulerMaruyama, PredictorCorrector
 
 __all__ = [
-    "Ancestral", "DDIM", "DPMSolverPP2M", "Euler", "EulerMaruyama", "Heun", "Langevin", "OptionSpec",
+    "Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP2MSDE", "Euler", "EulerMaruyama", "Heun", "Langevin", "OptionSpec",
     "PredictorCorrector", "RK45", "Sampler", "StepRecord", "sample",
 ]
 

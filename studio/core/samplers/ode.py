@@ -114,23 +114,36 @@ class DPMSolverPP2M(ODESampler):
     def plan(
         self, method: Any, steps: int, t_start: float, opts: dict[str, Any], t_prev: float | None = None
     ) -> list[Step]:
-        kind = method.prediction
-        levels = levels_at(method.schedule, grid_times(method.schedule, steps, t_start, opts))
-        plan, h_prev = [], None
-        if t_prev is not None:  # a branch: the step before it went from t_prev to t_start
-            lam_prev = levels_at(method.schedule, torch.tensor([t_prev], dtype=torch.float64))[0].log_snr
-            h_prev = 0.5 * (levels[0].log_snr - lam_prev)
-        for t, s in zip(levels, levels[1:]):
-            h = 0.5 * (s.log_snr - t.log_snr)
-            phi = -math.expm1(-h)  # 1 - e^{-h}
-            if h_prev is None:  # first order: DDIM (eq. 9 with D = x0_hat)
-                B, E = s.alpha * phi, 0.0
-            else:
-                half_inv_r = 0.5 * h / h_prev  # 1 / (2 r)
-                B, E = s.alpha * phi * (1.0 + half_inv_r), -s.alpha * phi * half_inv_r
-            plan.append(make_step(kind, t, s.sigma / t.sigma, B, 0.0, 0.0, E))
-            h_prev = h
-        return plan + [to_data(kind, levels[-1])]
+        return dpmpp_2m_plan(method, steps, t_start, opts, t_prev, eta=float(opts.get("eta", 0.0)))
+
+
+def dpmpp_2m_plan(
+    method: Any, steps: int, t_start: float, opts: dict[str, Any], t_prev: float | None, eta: float
+) -> list[Step]:
+    """DPM-Solver++(2M) with noise ``eta`` in [0, 1] (0: the ODE, Lu et al. Alg. 2; 1: the
+    reverse SDE, reverse_sde.DPMSolverPP2MSDE): in the half log-SNR, h = l_s - l_t,
+    ``x_s = sigma_s / sigma_t e^{-eta h} x + alpha_s (1 - e^{-(1 + eta) h}) D
+    + sigma_s sqrt(1 - e^{-2 eta h}) z``, ``D = (1 + 1 / 2r) x0_hat - x0_hat_prev / 2r``,
+    ``r = h_prev / h``; D = x0_hat on the first step (DDIM at eta 0, the DDPM posterior
+    q(x_s | x_t, x0 = x0_hat) at eta 1)."""
+    kind = method.prediction
+    levels = levels_at(method.schedule, grid_times(method.schedule, steps, t_start, opts))
+    plan, h_prev = [], None
+    if t_prev is not None:  # a branch: the step before it went from t_prev to t_start
+        lam_prev = levels_at(method.schedule, torch.tensor([t_prev], dtype=torch.float64))[0].log_snr
+        h_prev = 0.5 * (levels[0].log_snr - lam_prev)
+    for t, s in zip(levels, levels[1:]):
+        h = 0.5 * (s.log_snr - t.log_snr)
+        phi = -math.expm1(-(1.0 + eta) * h)  # 1 - e^{-(1 + eta) h}
+        A, noise = s.sigma / t.sigma * math.exp(-eta * h), s.sigma * math.sqrt(-math.expm1(-2.0 * eta * h))
+        if h_prev is None:
+            B, E = s.alpha * phi, 0.0
+        else:
+            half_inv_r = 0.5 * h / h_prev  # 1 / (2 r)
+            B, E = s.alpha * phi * (1.0 + half_inv_r), -s.alpha * phi * half_inv_r
+        plan.append(make_step(kind, t, A, B, 0.0, noise, E))
+        h_prev = h
+    return plan + [to_data(kind, levels[-1])]
 
 
 for _cls in (Euler, Heun, DPMSolverPP2M):
