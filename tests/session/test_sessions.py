@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -17,6 +16,7 @@ from studio.engine.jobs import train_job
 from studio.engine.runs import RunDir
 from studio.engine.trajectory import TrajectoryReader
 from studio.session import AppState, SamplingSession, TrainingSession
+from studio.session.jobs import poll_until
 
 from .failing import failing_network
 
@@ -39,12 +39,10 @@ def test_a_training_run_is_handed_to_the_sampler_as_it_trains(tmp_path):
     out = tmp_path / "run"
     training.start(parse_config(TINY), out)
     assert training.mode == "training" and announced == []  # not before the job said Started
-    while not offered and training.running:
-        training.poll()
-        # as the app's timer does: a loop spinning on poll() holds the GIL against the
-        # training thread (measured: the first checkpoint after 109 s and 23 million polls;
-        # with this pause after 2.4 s and 32 polls)
-        time.sleep(0.01)
+    # polled 20 ms apart, as the app's timer does: a loop spinning on poll() holds the GIL
+    # against the training thread (measured: the first checkpoint after 109 s and 23
+    # million polls; polled 10 ms apart, after 2.4 s and 32 polls)
+    poll_until(training.poll, lambda: bool(offered) or not training.running, 120)
     assert announced == [out] and out.is_dir() and sampling.run is not None and sampling.run.path == out
     assert opened[-1] is sampling.run and len(sampling.checkpoints) >= 1
     training.pause()  # hold the job mid-run, so "while it is still training" is not a race
