@@ -222,26 +222,23 @@ def train_config(name: str, runs: Path, steps: int | None) -> Path:
     return out
 
 
-def data_floor(run: Path, n: int, seeds: list[int]) -> list[float]:
-    """SWD of fresh draws of the run's toy set (n points, one per seed) against its
-    held-out split: what a perfect sampler would score (the statistic's own noise)."""
+def data_floor(cfg, reference: torch.Tensor, n: int, seeds: list[int], first_seed: int) -> list[float]:
+    """SWD of fresh draws of the run's toy set (n points, one draw per seed, seeded from
+    ``first_seed`` on) against ``reference``: what a perfect sampler would score (the
+    statistic's own noise)."""
     from studio.core.data.toy import make_toy
     from studio.core.metrics import sliced_wasserstein
-    from studio.engine.evaluate import held_out_data
-    from studio.engine.runs import RunDir
 
-    cfg = RunDir(run).require().config
-    if cfg.data.get("source") != "toy":
-        return []
-    reference = held_out_data(cfg)
-    return [sliced_wasserstein(make_toy(cfg.data["name"], n, seed=10_000 + s).data, reference) for s in seeds]
+    return [sliced_wasserstein(make_toy(cfg.data["name"], n, seed=first_seed + s).data, reference) for s in seeds]
 
 
 def quality_table(run: Path, n: int, seeds: list[int]) -> None:
     """The table for one run: every cell's SWD and MMD averaged over ``seeds`` (each seed
     one prior draw, shared by every cell), the spread over seeds of the 20-NFE verdict."""
     from studio.engine.compare import compare_samplers
+    from studio.engine.evaluate import held_out_data
     from studio.engine.events import CompareRow, Finished
+    from studio.engine.runs import RunDir
 
     cells: dict[tuple[str, int | None], list[dict]] = {}
     for seed in seeds:
@@ -258,7 +255,7 @@ def quality_table(run: Path, n: int, seeds: list[int]) -> None:
     print(f"  {'sampler':<15}" + "".join(f"{f'{b} NFE':>16}" for b in BUDGETS))
     for name in QUALITY_SAMPLERS:
         if name == "rk45":
-            ((key, rows),) = [(k, v) for k, v in cells.items() if k[0] == "rk45"]
+            ((_, rows),) = [(k, v) for k, v in cells.items() if k[0] == "rk45"]
             print(f"  {'rk45':<15}   SWD {mean(rows, 'sliced_wasserstein'):.4f} MMD {mean(rows, 'mmd'):.4f} "
                   f"at {mean(rows, 'nfe'):.0f} NFE (rtol 1e-5)")
             continue
@@ -267,8 +264,9 @@ def quality_table(run: Path, n: int, seeds: list[int]) -> None:
             rows = cells.get((name, b))
             out.append(f"{mean(rows, 'sliced_wasserstein'):7.4f}/{mean(rows, 'mmd'):7.4f}" if rows else f"{'-':>15}")
         print(f"  {name:<15} " + " ".join(out))
-    floor = data_floor(run, n, seeds)
-    if floor:
+    cfg = RunDir(run).require().config
+    if cfg.data.get("source") == "toy":
+        floor = data_floor(cfg, held_out_data(cfg), n, seeds, first_seed=10_000)
         print(f"  data vs held-out (fresh draws of the toy set, the statistic's floor): SWD {statistics.fmean(floor):.4f}")
     ref = [r["sliced_wasserstein"] for r in cells[("ancestral", 1000)]]
     at20 = {name: [r["sliced_wasserstein"] for r in cells[(name, 20)]] for name in QUALITY_SAMPLERS if (name, 20) in cells}
@@ -305,7 +303,7 @@ def verdict(run: Path, n: int, reference_n: int, seeds: list[int]) -> None:
             x = sample(smp, method, net, tuple(prior.shape), cell_steps(smp, method, budget, opts),
                        torch.Generator().manual_seed(seed), x_init=prior, **opts)
             swd.setdefault((name, budget), []).append(sliced_wasserstein(x, reference))
-    floor = [sliced_wasserstein(make_toy(r.config.data["name"], n, seed=30_000 + s).data, reference) for s in seeds]
+    floor = data_floor(r.config, reference, n, seeds, first_seed=30_000)
     ref = statistics.fmean(swd[("ancestral", 1000)])
     spread = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
     print(f"\n{run.name}: the 20-NFE target, {n} samples a cell against {reference_n} fresh draws, seeds {seeds}")
