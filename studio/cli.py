@@ -28,7 +28,7 @@ trains data-parallel."""
 
 
 # the built-in samplers (studio.core.samplers), named here so that --help imports no torch
-SAMPLER_NAMES = ("ancestral", "ddim", "langevin", "euler", "heun", "dpmpp_2m", "euler_maruyama", "pc", "dpmpp_2m_sde", "rk45")
+SAMPLER_NAMES = ("ancestral", "ddim", "langevin", "euler", "heun", "dpmpp_2m", "euler_maruyama", "pc", "dpmpp_2m_sde", "dpmpp_3m_sde", "rk45")
 
 
 class UsageError(Exception):

@@ -51,8 +51,9 @@ def sample_job(
     are the sampler's options (default: those in the config when the sampler is the
     config's). ``x_init`` (raw data scale, e.g. a ``SampleStep.x_t``) with ``t_start``
     branches a new run from a state; ``x0_prev`` (raw scale) and ``t_prev``, the previous
-    step's ``x0_hat`` and ``t``, are a multistep sampler's history (``dpmpp_2m``: with them
-    the branch continues exactly as the run it branches from). ``records=False`` skips the per-step events (the
+    steps' ``x0_hat`` and ``t`` (one each, or sequences, most recent first), are a multistep
+    sampler's history (``dpmpp_2m`` with one, ``dpmpp_3m_sde`` with two: with them the
+    branch continues exactly as the run it branches from). ``records=False`` skips the per-step events (the
     CLI); the trajectory file gets every step either way. Bad input (a run, sampler,
     option or count) raises a ``StudioError`` here, at the call, before anything is
     written; the returned generator writes the trajectory.
@@ -70,8 +71,7 @@ def sample_job(
     if x_init is not None:
         x_init = info.from_raw(np.asarray(x_init))
         n = len(x_init)
-    if x0_prev is not None:
-        x0_prev = info.from_raw(np.asarray(x0_prev))
+    history = None if x0_prev is None else [info.from_raw(np.asarray(x)) for x in as_history(x0_prev)]
     n = _count("n", n if n is not None else cfg.sample.get("n", 64))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ConfigError(f"seed = {seed!r}: expected an integer >= 0")
@@ -83,10 +83,17 @@ def sample_job(
     records_iter = smp(
         method, net, shape, steps, generator=generator,
         x_init=None if x_init is None else x_init.to(dev), t_start=t_start,
-        x0_prev=None if x0_prev is None else x0_prev.to(dev), t_prev=t_prev, **options,
+        x0_prev=None if history is None else [x.to(dev) for x in history], t_prev=t_prev, **options,
     )  # checks the options and the branch start now (Sampler.__call__ validates eagerly)
     settings = {"sampler": name, "steps": steps, "n": n, "seed": int(seed), "checkpoint": checkpoint, "options": options}
     return _run_sampler(run, cfg, info, records_iter, total, shape, settings, control, trajectory, records)
+
+
+def as_history(x0_prev: Any) -> list[Any]:
+    """One previous x0_hat (an array or tensor of the state's shape) or a sequence of them."""
+    if isinstance(x0_prev, (list, tuple)):
+        return list(x0_prev)
+    return [x0_prev]
 
 
 def _run_sampler(run, cfg, info, records_iter, total, shape, settings, control, trajectory, records) -> Iterator[Event]:

@@ -37,6 +37,11 @@ def branch_steps(method, settings: dict[str, Any], index: int) -> int:
     return max(1, int(sampler.branch_steps(method, steps, index, **options)))
 
 
+def history_depth(sampler: str) -> int:
+    """How many records before a branch the sampler ``sampler`` reads (0: none)."""
+    return int(SAMPLERS.get(sampler).history)
+
+
 class SamplingSession:
     """Signals: ``run_changed(RunDir | None)``, ``open_failed(path, message)`` (a folder
     that is not a usable run), ``checkpoints_changed(list[Path])`` (a new checkpoint
@@ -133,12 +138,13 @@ class SamplingSession:
 
     def start_branch(self, main_settings: dict[str, Any], index: int, x_init, t_start: float, kwargs: dict[str, Any],
                      gate: Callable[[Iterator, Any], Iterator] | None = None, x0_prev=None,
-                     t_prev: float | None = None) -> Path:
+                     t_prev=None) -> Path:
         """Run the sampler again from record ``index`` of a main run (its state ``x_init``
         at time ``t_start``) into a new trajectory file (returned). ``x0_prev``, ``t_prev``:
-        record ``index - 1``'s x0_hat and t, the history a multistep sampler
-        (DPM-Solver++(2M)) continues from (others ignore it). ``gate(job, control)``
-        may wrap the job on the worker (step mode)."""
+        the x0_hat and t of records ``index - 1``, ``index - 2``, ... (one each or lists,
+        most recent first; :func:`history_depth` says how many the sampler reads), the
+        history a multistep sampler (DPM-Solver++(2M), (3M)) continues from (others
+        ignore it). ``gate(job, control)`` may wrap the job on the worker (step mode)."""
         self.require_checkpoint()
         path = self.trajectory_path(f"branch{index}", kwargs)
         run_dir = self.run.path

@@ -82,7 +82,7 @@ def marginal_at_1(method, n: int, seed: int = 0) -> torch.Tensor:
 
 
 PAIRS = [(s, m) for s in SAMPLERS.names() for m in METHODS.names() if m in SAMPLERS.get(s).families]
-STEPS = {"ancestral": 12, "ddim": 7, "langevin": 4, "euler": 6, "heun": 5, "dpmpp_2m": 6, "euler_maruyama": 8, "pc": 5, "dpmpp_2m_sde": 6, "rk45": 3}
+STEPS = {"ancestral": 12, "ddim": 7, "langevin": 4, "euler": 6, "heun": 5, "dpmpp_2m": 6, "euler_maruyama": 8, "pc": 5, "dpmpp_2m_sde": 6, "dpmpp_3m_sde": 6, "rk45": 3}
 
 
 # ----------------------------------------------------------------------------------
@@ -239,6 +239,7 @@ QUALITY = {
     "euler_maruyama": (250, {}),
     "pc": (100, {}),
     "dpmpp_2m_sde": (50, {"grid": "uniform_log_snr"}),
+    "dpmpp_3m_sde": (50, {"grid": "uniform_log_snr"}),
     "rk45": (2, {"grid": "karras"}),
 }
 

@@ -90,8 +90,58 @@ def test_karras_grid_is_dense_near_the_data():
     assert bool((steps[1:] < steps[:-1]).all()) and float(steps[0]) > 100 * float(steps[-1])
 
 
+@pytest.mark.parametrize("grid", ["uniform_log_snr", "karras"])
+def test_sigma_max_jumps_to_it_then_spans_the_rest(grid):
+    """With sigma_max below the start's sigma~ = sigma / alpha, the grid's first step goes
+    to sigma~ = sigma_max and the other steps-1 points are the grid kind's own from there
+    (DDPM's linear betas start at lambda ~ -10, sigma~ ~ 150); above it, nothing changes."""
+    schedule = make_schedule("linear", steps=1000)
+    sigma_t = lambda times: torch.exp(-0.5 * schedule.log_snr(times).double())
+    plain = time_grid(schedule, 12, grid)
+    assert float(sigma_t(plain[:1])) > 100
+    jumped = time_grid(schedule, 12, grid, sigma_max=8.0)
+    assert len(jumped) == 12 and jumped[0] == plain[0] and jumped[-1] == plain[-1]
+    assert float(sigma_t(jumped[1:2])) == pytest.approx(8.0, rel=1e-9)
+    rest = time_grid(schedule, 11, grid, t_start=float(jumped[1]))  # the grid kind's own from sigma_max
+    assert torch.allclose(jumped[1:], rest, atol=1e-12)
+    assert torch.equal(time_grid(schedule, 12, grid, sigma_max=1e4), plain)
+
+
+def test_sigma_max_is_checked_by_name():
+    sampler, method = SAMPLERS.get("ddim"), make_method("ddpm")
+    for opts, words in (
+        ({"sigma_max": 5.0}, "sigma_max = 5.0 applies to the grids uniform_log_snr and karras"),
+        ({"sigma_max": 0.0, "grid": "karras"}, "sigma_max = 0.0 must be a number > 0"),
+        ({"sigma_max": "5", "grid": "karras"}, "sigma_max = '5'"),
+    ):
+        with pytest.raises(StudioError, match=words):
+            sampler.options(opts)
+    assert sampler.options({"sigma_max": 5, "grid": "karras"})["sigma_max"] == 5.0
+
+
+@pytest.mark.parametrize("sampler_name,opts", [("ddim", {}), ("dpmpp_3m_sde", {"eta": 0.0})])
+@pytest.mark.parametrize("grid", ["uniform_log_snr", "karras"])
+def test_a_branch_continues_a_sigma_max_grid(sampler_name, opts, grid):
+    """From any record, the branch visits the rest of a jumped grid and (deterministic
+    samplers, with the multistep history) reproduces the run."""
+    sampler, method = SAMPLERS.get(sampler_name), make_method("ddpm")
+    net = GaussianDenoiser(True)
+    opts = {**opts, "grid": grid, "sigma_max": 3.0}
+    full = list(sampler(method, net, (16, 2), 9, torch.Generator().manual_seed(3), **opts))
+    assert math.exp(-0.5 * full[1].log_snr) == pytest.approx(3.0, rel=1e-9)
+    for k in (0, 1, 2, 5):
+        back = full[max(0, k - sampler.history):k][::-1]
+        history = {"x0_prev": [r.x0_hat for r in back], "t_prev": [r.t for r in back]} if back and sampler.history else {}
+        rest = list(sampler(method, net, (16, 2), sampler.branch_steps(method, 9, k, **opts),
+                            x_init=full[k].x_t, t_start=full[k].t, **history, **opts))
+        assert len(rest) == len(full) - k
+        for a, b in zip(rest, full[k:]):
+            assert a.t == pytest.approx(b.t, abs=1e-9)
+            assert torch.allclose(a.x_next, b.x_next, atol=1e-5)
+
+
 # deterministic: "exact" (the branch reproduces the rest of the run), "multistep" (exact
-# when given the previous record's x0_hat and t, first order without), None (stochastic)
+# when given the previous records' x0_hat and t, first order without), None (stochastic)
 BRANCHING = [
     ("ddim", {}, "exact"),
     ("euler", {}, "exact"),
@@ -103,6 +153,8 @@ BRANCHING = [
     ("euler_maruyama", {}, None),
     ("pc", {}, None),
     ("dpmpp_2m_sde", {}, None),
+    ("dpmpp_3m_sde", {"eta": 0.0}, "multistep"),
+    ("dpmpp_3m_sde", {}, None),
 ]
 
 
@@ -148,9 +200,10 @@ def test_branch_continues_on_the_same_grid(sampler_name, opts, deterministic, me
             # without its history the branch's first step is DDIM's (first order) ...
             (ddim,) = list(SAMPLERS.get("ddim")(method, net, (16, 2), branch, x_init=full[k].x_t, t_start=full[k].t, grid=grid))[:1]
             assert torch.allclose(rest[0].x_next, ddim.x_next, atol=1e-5)
-            if k > 0:  # ... with record k-1's x0_hat and t it is the straight run's, every record
+            if k > 0:  # ... with records k-1, k-2, ...'s x0_hat and t it is the straight run's, every record
+                back = full[max(0, k - sampler.history):k][::-1]
                 rest = list(sampler(method, net, (16, 2), branch, x_init=full[k].x_t, t_start=full[k].t,
-                                    x0_prev=full[k - 1].x0_hat, t_prev=full[k - 1].t, **opts))
+                                    x0_prev=[r.x0_hat for r in back], t_prev=[r.t for r in back], **opts))
                 assert not torch.allclose(ddim.x_next, full[k].x_next, atol=1e-4)  # the history matters here
             for a, b in zip(rest, full[k:]):
                 assert torch.allclose(a.x_next, b.x_next, atol=1e-6)
@@ -212,6 +265,14 @@ def test_branch_history_is_checked():
         ({"x0_prev": x}, "both x0_prev and t_prev"),
         ({"x0_prev": torch.zeros(3, 2), "t_prev": 0.9}, "x0_prev has shape"),
         ({"x0_prev": x, "t_prev": 0.4}, "t_prev = 0.4"),
+        ({"x0_prev": [x, x], "t_prev": [0.7]}, "2 x0_prev and 1 t_prev"),
+        ({"x0_prev": [x, x], "t_prev": [0.7, 0.6]}, "t_prev = 0.6"),  # records before the next, in time order
+        ({"x0_prev": [x, "x"], "t_prev": [0.7, 0.8]}, "x0_prev has shape str"),
     ):
         with pytest.raises(StudioError, match=words):
             sampler(method, net, (4, 2), 5, x_init=x, t_start=0.5, **kwargs)
+    # a sampler reads as much history as its order needs: (2M) the most recent record's
+    x0s = [torch.randn(4, 2, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    one = list(sampler(method, net, (4, 2), 5, x_init=x, t_start=0.5, x0_prev=x0s[0], t_prev=0.7))
+    two = list(sampler(method, net, (4, 2), 5, x_init=x, t_start=0.5, x0_prev=x0s, t_prev=[0.7, 0.8]))
+    assert all(torch.equal(a.x_next, b.x_next) for a, b in zip(one, two))

@@ -45,6 +45,7 @@ RUNS = {
     "euler_maruyama": (200, {}),
     "pc": (100, {}),
     "dpmpp_2m_sde": (50, {"grid": "uniform_log_snr"}),
+    "dpmpp_3m_sde": (50, {"grid": "uniform_log_snr"}),
     # karras: the one interval ends at the schedule's smallest time (uniform_t's 2-point
     # grid stops at t = 0.5 and jumps to x0_hat from there: SW 0.73 on DDPM)
     "rk45": (2, {"rtol": 1e-4, "atol": 1e-4, "grid": "karras"}),

@@ -117,6 +117,24 @@ def test_sample_then_scrub_with_slider_and_keys_shows_the_files_steps(qtbot, pan
     assert np.isnan(panel.data.stats["delta"][0]) and np.all(np.asarray(panel.data.stats["delta"][1:]) > 0)
 
 
+def test_score_norm_axis_labels_decades_only_over_a_decade(qtbot, panel):
+    """The ||score|| plot's log axis: a range over a decade labels the decades only
+    (pyqtgraph labels every minor tick of a one-decade range, overlapping in the small
+    plot: seen in a grab); a range within a decade keeps pyqtgraph's own labels."""
+    timeline, axis = panel.timeline, panel.timeline.score_axis
+
+    def labelled(values):
+        stats = {key: list(values) for key in ("norm_x", "norm_score", "delta")}
+        timeline.set_curves(np.zeros(len(values)), stats)
+        lo, hi = np.log10(min(values)), np.log10(max(values))
+        levels = axis.tickValues(lo, hi, 120)[: axis.style["maxTextLevel"] + 1]
+        return sorted(round(10 ** v, 6) for _, ticks in levels for v in ticks if lo <= v <= hi)
+
+    assert labelled([0.9, 3.0, 12.0]) == [1.0, 10.0]
+    within = labelled([2.0, 5.0, 8.0])
+    assert len(within) >= 2 and 3.0 in within  # not left without a label
+
+
 def test_dragging_a_marker_and_play_space(qtbot, panel, digits_run):
     reader = sample(qtbot, panel, digits_run, steps=30, n=4)
     panel.timeline.markers[1].setValue(12.3)  # what a mouse drag does
@@ -208,11 +226,13 @@ def test_step_mode_and_branch_compare(qtbot, panel, toy_run):
     assert np.isfinite(other.samples()).all()
 
 
-@pytest.mark.parametrize("sampler_name", ["dpmpp_2m", "dpmpp_2m_sde"])
-def test_multistep_branch_continues_second_order(qtbot, panel, toy_run, sampler_name):
+@pytest.mark.parametrize("sampler_name", ["dpmpp_2m", "dpmpp_2m_sde", "dpmpp_3m_sde"])
+def test_multistep_branch_continues_at_its_order(qtbot, panel, toy_run, sampler_name):
     """A DPM-Solver++(2M) (ODE or SDE) branch from record k gets record k-1's x0_hat and
-    t: it ends where the engine's branch with that history and the branch's seed ends
-    (same stored float16 states), not where a first-order restart does."""
+    t, a (3M) branch records k-1's and k-2's: it ends where the engine's branch with that
+    history and the branch's seed ends (same stored float16 states), not where a restart
+    with less history does."""
+    from studio.core.registry import SAMPLERS
     from studio.engine.jobs import sample_job
 
     reader = sample(qtbot, panel, toy_run, steps=8, n=64, sampler=sampler_name)
@@ -223,17 +243,20 @@ def test_multistep_branch_continues_second_order(qtbot, panel, toy_run, sampler_
     with qtbot.waitSignal(panel.branch_bridge.ended, timeout=30_000):
         qtbot.mouseClick(bf.branch_button, Qt.MouseButton.LeftButton)
     got = TrajectoryReader(panel.branch.path).samples()
-    here, prev = reader.step(k), reader.step(k - 1)
+    here, times = reader.step(k), reader.per_step()["t"]
     common = dict(sampler=sampler_name, steps=TrajectoryReader(panel.branch.path).steps, seed=bf.fields.seed.value(),
-                  x_init=here["x_t"].astype(np.float32), t_start=float(reader.per_step()["t"][k]), records=False)
+                  x_init=here["x_t"].astype(np.float32), t_start=float(times[k]), records=False)
 
-    def ends(**history):
+    def ends(depth):
+        back = range(k - 1, k - 1 - depth, -1)
+        history = {"x0_prev": [reader.step(j)["x0_hat"].astype(np.float32) for j in back],
+                   "t_prev": [float(times[j]) for j in back]} if depth else {}
         return list(sample_job(toy_run, **common, **history))[-1].result["samples"]
 
-    second = ends(x0_prev=prev["x0_hat"].astype(np.float32), t_prev=float(reader.per_step()["t"][k - 1]))
-    first = ends()
-    np.testing.assert_allclose(got, second, atol=1e-6)
-    assert np.abs(got - first).max() > 10 * np.abs(got - second).max() + 1e-6
+    depth = SAMPLERS.get(sampler_name).history
+    full, less = ends(depth), ends(depth - 1)
+    np.testing.assert_allclose(got, full, atol=1e-6)
+    assert np.abs(got - less).max() > 10 * np.abs(got - full).max() + 1e-6
 
 
 def test_points_show_scatter_paths_and_score_field(qtbot, panel, toy_run):

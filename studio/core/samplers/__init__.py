@@ -4,8 +4,9 @@ viewer can scrub any step and a caller can stop early (docs/INTERFACES.md).
 Registered in ``SAMPLERS``: ``ancestral`` (DDPM Alg. 2, VDM's T-step grid, SMLD's for
 NCSN), ``ddim`` (eta, any number of steps), ``langevin`` (NCSN annealed Langevin
 dynamics); the SDE view (Song et al. 2021, core.sde): ``euler_maruyama``, ``pc``
-(predictor-corrector) and ``dpmpp_2m_sde`` (DPM-Solver++(2M) SDE) on the reverse SDE, ``euler``, ``heun`` and ``dpmpp_2m``
-(DPM-Solver++(2M)) on the probability-flow ODE, and ``rk45`` (adaptive dopri5). Every
+(predictor-corrector), ``dpmpp_2m_sde`` and ``dpmpp_3m_sde`` (DPM-Solver++(2M) and (3M)
+SDE) on the reverse SDE, ``euler``, ``heun`` and ``dpmpp_2m`` (DPM-Solver++(2M)) on the
+probability-flow ODE, and ``rk45`` (adaptive dopri5). Every
 one serves NCSN, DDPM and VDM models through the reparameterization triangle, on any of
 the time grids of grids.py.
 """

@@ -28,7 +28,10 @@ from torch import Tensor, nn
 
 from ..errors import StudioError
 from ..registry import SAMPLERS
-from .base import CLIP_OPTION, GRID_OPTION, Level, OptionSpec, Sampler, c_in_of, grid_times, levels_at, readout, to_data
+from .base import (
+    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, Level, OptionSpec, Sampler, c_in_of, grid_times, levels_at,
+    readout, to_data,
+)
 
 
 def sigmoid(z: float) -> float:
@@ -95,7 +98,7 @@ class IntervalStep:
         self.evals = 0
 
     def take(
-        self, net: nn.Module, x: Tensor, generator: torch.Generator, clip: float | None, x0_prev: Tensor | None
+        self, net: nn.Module, x: Tensor, generator: torch.Generator, clip: float | None, past: tuple[Tensor, ...]
     ) -> tuple[Tensor, Tensor, Tensor]:
         flow = LogSNRFlow(net, self.kind, self.vp, clip)
         x_next = solve(flow, x, self.level.log_snr, self.to.log_snr, self.rtol, self.atol)
@@ -112,6 +115,7 @@ class RK45(Sampler):
         OptionSpec("rtol", float, 1e-5, "relative tolerance of the adaptive step (score_sde: 1e-5)"),
         OptionSpec("atol", float, 1e-5, "absolute tolerance of the adaptive step"),
         GRID_OPTION,
+        SIGMA_MAX_OPTION,
         CLIP_OPTION,
     )
 

@@ -25,9 +25,10 @@ from typing import Any, Literal
 from ..errors import StudioError
 from ..registry import SAMPLERS
 from .base import (
-    CLIP_OPTION, GRID_OPTION, Level, OptionSpec, Sampler, Step, grid_times, levels_at, make_step, posterior_factor,
-    to_data,
+    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, Level, OptionSpec, Sampler, Step, grid_times, levels_at,
+    make_step, posterior_factor, to_data,
 )
+
 
 VARIANCES = ("posterior", "beta")
 
@@ -69,6 +70,7 @@ class Ancestral(Sampler):
             "reverse variance: the posterior's sigma_s^2 (1 - SNR_t / SNR_s) or the forward step's (Ho et al. beta_t)",
         ),
         GRID_OPTION,
+        SIGMA_MAX_OPTION,
         CLIP_OPTION,
     )
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import Any, Iterator, Literal, NamedTuple
+from typing import Any, Iterator, Literal, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -76,6 +76,11 @@ GRID_OPTION = OptionSpec(
     "grid", Grid, "uniform_t",
     "time grid: uniform in t (the schedule's own), uniform in log-SNR, or Karras et al.'s rho = 7 grid on sigma",
 )
+SIGMA_MAX_OPTION = OptionSpec(
+    "sigma_max", float | None, None,
+    "uniform_log_snr / karras grids: the first step jumps to the noise level sigma/alpha = sigma_max and "
+    "the grid spans the rest (EDM's sigma_max; None: from the start)",
+)
 CLIP_OPTION = OptionSpec(
     "clip_x0", float | None, None, "clamp x0_hat to [-b, b] before it enters the step (None or 0: off)"
 )
@@ -105,7 +110,8 @@ class Step(NamedTuple):
     A: float  # the same step as x_next = A x + B x0_hat + C eps_hat + c z (for clip_x0)
     B: float
     C: float
-    E: float = 0.0  # + E x0_hat of the previous step (multistep solvers: DPM-Solver++(2M))
+    # + E[j] times the x0_hat of the step j + 1 back (multistep solvers: DPM-Solver++(2M), (3M))
+    E: tuple[float, ...] = ()
     evals = 1  # network calls per step
 
 
@@ -134,11 +140,14 @@ def readout(kind: str, alpha: float, sigma: float) -> tuple[float, float, float,
     raise StudioError(f"unknown prediction {kind!r}; allowed: eps, x0, v, score")
 
 
-def make_step(kind: str, level: Level, A: float, B: float, C: float, D: float, E: float = 0.0) -> Step:
-    """The step ``x_next = A x + B x0_hat + C eps_hat + D z (+ E x0_hat_prev)`` at
-    ``level`` for a network predicting ``kind``, with x0_hat and eps_hat read from the output."""
+def make_step(
+    kind: str, level: Level, A: float, B: float, C: float, D: float, E: tuple[float, ...] = ()
+) -> Step:
+    """The step ``x_next = A x + B x0_hat + C eps_hat + D z (+ sum_j E[j] x0_hat_{-j-1})``
+    at ``level`` for a network predicting ``kind``, with x0_hat and eps_hat read from the
+    output and ``x0_hat_{-j-1}`` the x0_hat of the step j + 1 back."""
     p, q, u, w = readout(kind, level.alpha, level.sigma)
-    return Step(level, c_in_of(level), p, q, u, w, A + B * p + C * u, B * q + C * w, D, A, B, C, E)
+    return Step(level, c_in_of(level), p, q, u, w, A + B * p + C * u, B * q + C * w, D, A, B, C, tuple(E))
 
 
 def c_in_of(level: Level) -> float:
@@ -161,7 +170,7 @@ def grid_times(schedule: Schedule, steps: int, t_start: float, opts: dict[str, A
     """Descending times (float64) of a ``steps``-point grid from ``t_start`` on the grid
     the options name (grids.time_grid), so a caller that branches from record k of an
     n-step run (``t_start = record.t``, ``steps = n - k``) continues on the same grid."""
-    return time_grid(schedule, steps, opts.get("grid", "uniform_t"), t_start)
+    return time_grid(schedule, steps, opts.get("grid", "uniform_t"), t_start, sigma_max=opts.get("sigma_max"))
 
 
 def levels_at(schedule: Schedule, times: Tensor) -> list[Level]:
@@ -213,20 +222,42 @@ def check_clip(sampler: str, value: Any) -> float | None:
     return float(value) or None
 
 
+def check_sigma_max(sampler: str, value: Any, grid: str) -> float:
+    """``sigma_max``: a number > 0, on a grid spaced in log-SNR or sigma (grids.time_grid)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < math.inf:
+        raise StudioError(f"sampler {sampler!r}: sigma_max = {value!r} must be a number > 0 or None")
+    if grid == "uniform_t":
+        raise StudioError(
+            f"sampler {sampler!r}: sigma_max = {value!r} applies to the grids uniform_log_snr and karras, "
+            "not uniform_t; set grid too"
+        )
+    return float(value)
+
+
 def check_history(
-    sampler: str, shape: tuple[int, ...], t_start: float, x0_prev: Tensor | None, t_prev: float | None
-) -> float | None:
-    """A branch's multistep history: both of ``x0_prev`` and ``t_prev`` or neither;
-    ``t_prev`` (the record before the branch) lies above ``t_start``."""
+    sampler: str, shape: tuple[int, ...], t_start: float, x0_prev: Any, t_prev: Any, depth: int
+) -> tuple[tuple[Tensor, ...], tuple[float, ...]]:
+    """A branch's multistep history, as tuples, most recent first, the first ``depth``
+    kept: ``x0_prev`` and ``t_prev`` are the x0_hat and t of the records before the
+    branch, each one value (the record just before) or a sequence of them, both or
+    neither, as many of each; the times rise above ``t_start`` (the records come before it)."""
     if x0_prev is None and t_prev is None:
-        return None
+        return (), ()
     if x0_prev is None or t_prev is None:
         raise StudioError(f"sampler {sampler!r}: give both x0_prev and t_prev (the previous record's x0_hat and t) or neither")
-    if tuple(x0_prev.shape) != shape:
-        raise StudioError(f"sampler {sampler!r}: x0_prev has shape {tuple(x0_prev.shape)}, expected {shape}")
-    if isinstance(t_prev, bool) or not isinstance(t_prev, (int, float)) or not t_start < t_prev <= 1.0:
-        raise StudioError(f"sampler {sampler!r}: t_prev = {t_prev!r} must be in (t_start, 1] = ({t_start!r}, 1]")
-    return float(t_prev)
+    x0s = (x0_prev,) if isinstance(x0_prev, Tensor) else tuple(x0_prev)
+    ts = tuple(t_prev) if isinstance(t_prev, (list, tuple)) else (t_prev,)
+    if len(x0s) != len(ts):
+        raise StudioError(f"sampler {sampler!r}: {len(x0s)} x0_prev and {len(ts)} t_prev given; give one t per x0_hat")
+    above = t_start
+    for x0, t in zip(x0s, ts):
+        if not isinstance(x0, Tensor) or tuple(x0.shape) != shape:
+            got = tuple(x0.shape) if isinstance(x0, Tensor) else type(x0).__name__
+            raise StudioError(f"sampler {sampler!r}: x0_prev has shape {got}, expected {shape}")
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not above < t <= 1.0:
+            raise StudioError(f"sampler {sampler!r}: t_prev = {t!r} must be in ({above!r}, 1] (each record before the next)")
+        above = t
+    return x0s[:depth], tuple(float(t) for t in ts[:depth])
 
 
 class Sampler(ABC):
@@ -241,7 +272,9 @@ class Sampler(ABC):
     families: tuple[str, ...] = FAMILIES
     specs: tuple[OptionSpec, ...] = ()
     adaptive = False  # True: the evaluations per step are known only after the run
-    multistep = False  # True: plan() takes ``t_prev`` and a branch passes its history
+    # records before a branch that its first steps read (multistep solvers: 1 for
+    # DPM-Solver++(2M), 2 for (3M)); above 0, plan() takes their times as ``t_prev``
+    history = 0
 
     # --- options --------------------------------------------------------------------
     def option_specs(self) -> dict[str, OptionSpec]:
@@ -266,6 +299,8 @@ class Sampler(ABC):
             raise StudioError(
                 f"sampler {self.name!r}: grid = {opts['grid']!r} is not allowed; allowed: {', '.join(GRIDS)}"
             )
+        if opts.get("sigma_max") is not None:
+            opts["sigma_max"] = check_sigma_max(self.name, opts["sigma_max"], opts.get("grid", "uniform_t"))
         self.check_options(opts)
         return opts
 
@@ -345,16 +380,18 @@ class Sampler(ABC):
         generator: torch.Generator | None = None,
         x_init: Tensor | None = None,
         t_start: float | None = None,
-        x0_prev: Tensor | None = None,
-        t_prev: float | None = None,
+        x0_prev: Tensor | Sequence[Tensor] | None = None,
+        t_prev: float | Sequence[float] | None = None,
         **options: Any,
     ) -> Iterator[StepRecord]:
         """Check the arguments now, and return the generator of the run's records.
 
         A branch from record k of a run passes ``x_init = record.x_t``, ``t_start =
-        record.t`` and, for a multistep sampler (``multistep``: DPM-Solver++(2M)), the
-        history the step needs, ``x0_prev`` and ``t_prev`` = record k-1's ``x0_hat`` and
-        ``t``, so it continues exactly as the unbranched run; other samplers ignore them."""
+        record.t`` and, for a multistep sampler (``history`` > 0: DPM-Solver++(2M), (3M)),
+        the history its steps need, ``x0_prev`` and ``t_prev`` = the ``x0_hat`` and ``t``
+        of records k-1, k-2, ... (one value each, or sequences, most recent first; the
+        first ``history`` are used), so it continues exactly as the unbranched run; with
+        fewer it starts at a lower order; other samplers ignore them."""
         self.check_method(method)
         steps = check_int(self.name, "steps", steps)
         opts = self.options(options)
@@ -370,11 +407,12 @@ class Sampler(ABC):
             )
         if x_init is not None and tuple(x_init.shape) != shape:
             raise StudioError(f"sampler {self.name!r}: x_init has shape {tuple(x_init.shape)}, expected {shape}")
-        history = check_history(self.name, shape, float(t_start), x0_prev, t_prev) if self.multistep else None
-        if history is None:
-            plan, x0_prev = self.plan(method, steps, float(t_start), opts), None
+        past, times = (), ()
+        if self.history:
+            past, times = check_history(self.name, shape, float(t_start), x0_prev, t_prev, self.history)
+            plan = self.plan(method, steps, float(t_start), opts, t_prev=times)
         else:
-            plan = self.plan(method, steps, float(t_start), opts, t_prev=history)
+            plan = self.plan(method, steps, float(t_start), opts)
         if len(plan) != self.count(steps, opts):  # the contract every caller relies on
             raise RuntimeError(f"sampler {self.name!r} planned {len(plan)} steps, promised {self.count(steps, opts)}")
         device, dtype = _device_dtype(net, x_init)
@@ -382,9 +420,8 @@ class Sampler(ABC):
             # never the global RNG (it would change the caller's state): a private one
             generator = torch.Generator(device=device)
             generator.seed()
-        if x0_prev is not None:
-            x0_prev = x0_prev.detach().to(device=device, dtype=dtype)
-        return run(plan, method, net, shape, generator, x_init, device, dtype, opts.get("clip_x0"), x0_prev)
+        past = tuple(x0.detach().to(device=device, dtype=dtype) for x0 in past)
+        return run(plan, method, net, shape, generator, x_init, device, dtype, opts.get("clip_x0"), past)
 
 
 # ----------------------------------------------------------------------------------
@@ -402,27 +439,30 @@ def run(
     device: torch.device,
     dtype: torch.dtype,
     clip: float | None = None,
-    x0_prev: Tensor | None = None,
+    past: tuple[Tensor, ...] = (),
 ) -> Iterator[StepRecord]:
     """Run a plan, yielding one record per step. A plain :class:`Step` is the fused
     linear step; any other step object has ``level``, ``evals`` and ``take(net, x,
-    generator, clip, x0_prev) -> (x0_hat, eps_hat, x_next)`` (Heun's second call, the
-    Langevin corrector's norms, an ODE solve). ``x0_prev``: the x0_hat a branch's
-    first step takes as its previous one (a multistep solver's history). Grad mode is entered per step, never
+    generator, clip, past) -> (x0_hat, eps_hat, x_next)`` (Heun's second call, the
+    Langevin corrector's norms, an ODE solve). ``past``: the x0_hat of the steps before,
+    most recent first, as many as the plan's ``E`` reach (a branch's first steps take a
+    multistep solver's history from its caller). Grad mode is entered per step, never
     across a ``yield`` (a suspended ``with torch.no_grad()`` leaks into the caller)."""
     if x_init is None:
         with torch.no_grad():
             x = method.prior_sample(shape, generator=generator, device=device).to(dtype)
     else:
         x = x_init.detach()
-    x0 = x0_prev
+    depth = max((len(step.E) for step in plan if type(step) is Step), default=0)
+    past = tuple(past)[:depth]
     nfe = 0
     for index, step in enumerate(plan):
         with torch.no_grad():
             if type(step) is Step:
-                x0, eps, x_next = take_step(step, net, x, generator, clip, x0)
+                x0, eps, x_next = take_step(step, net, x, generator, clip, past)
             else:
-                x0, eps, x_next = step.take(net, x, generator, clip, x0)
+                x0, eps, x_next = step.take(net, x, generator, clip, past)
+        past = (x0, *past)[:depth]
         nfe += step.evals
         level = step.level
         yield StepRecord(index, level.t, level.log_snr, level.sigma, x, x0, eps, x_next, nfe)
@@ -445,12 +485,12 @@ def take_step(
     x: Tensor,
     generator: torch.Generator,
     clip: float | None = None,
-    x0_prev: Tensor | None = None,
+    past: tuple[Tensor, ...] = (),
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One network call, then x0_hat, eps_hat and x_next as fused scalar-tensor ops
-    (x0_hat clamped to [-clip, clip] first when ``clip`` is given; ``x0_prev``, the
-    previous step's x0_hat, enters with weight ``step.E``). Every returned tensor is
-    new; ``x`` is never written to."""
+    (x0_hat clamped to [-clip, clip] first when ``clip`` is given; ``past``, the
+    previous steps' x0_hat, most recent first, enter with weights ``step.E``). Every
+    returned tensor is new; ``x`` is never written to."""
     out, x0, eps = predict(step, net, x)
     if clip:
         x0 = x0.clamp(-clip, clip)
@@ -459,8 +499,9 @@ def take_step(
             mean = mean.add_(eps, alpha=step.C)
     else:
         mean = torch.add(x * step.a, out, alpha=step.b)
-    if step.E != 0.0:
-        mean = mean.add_(x0_prev, alpha=step.E)
+    for weight, x0_old in zip(step.E, past):
+        if weight != 0.0:
+            mean = mean.add_(x0_old, alpha=weight)
     if step.c == 0.0:
         return x0, eps, mean
     # mean + c z in one op, bit for bit the same as mean + c * randn (and as cheap as randn)

@@ -16,8 +16,8 @@ from typing import Any
 from ..errors import StudioError
 from ..registry import SAMPLERS
 from .base import (
-    CLIP_OPTION, GRID_OPTION, Level, OptionSpec, Sampler, Step, grid_times, levels_at, make_step, posterior_factor,
-    to_data,
+    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, Level, OptionSpec, Sampler, Step, grid_times, levels_at,
+    make_step, posterior_factor, to_data,
 )
 
 
@@ -34,6 +34,7 @@ class DDIM(Sampler):
     specs = (
         OptionSpec("eta", float, 0.0, "noise scale: 0 deterministic, 1 the ancestral sampler (Song et al. eq. 16)"),
         GRID_OPTION,
+        SIGMA_MAX_OPTION,
         CLIP_OPTION,
     )
 

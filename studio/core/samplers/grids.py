@@ -12,9 +12,13 @@
 
 The last two run from lambda(t_start) to lambda at the *schedule's* smallest grid time
 (``schedule.sampling_times()[-1]``: 1 / T on variance preserving schedules, 0 on NCSN's)
-with both ends on the grid. So every grid kind has the property branching relies on: a
-``steps - k``-point grid from the grid's k-th time is the rest of the ``steps``-point one.
-Times of a log-SNR are found by bisection (every schedule's log-SNR is strictly
+with both ends on the grid. With ``sigma_max`` (EDM's, on sigma~) below sigma~(t_start)
+their first step jumps from t_start to sigma~ = sigma_max and the rest of the grid spans
+[sigma_max, the end]: a schedule whose prior end lies far into pure noise (DDPM's linear
+betas reach lambda = -10) otherwise spends steps where x0_hat is the data's mean. So every
+grid kind has the property branching relies on: a ``steps - k``-point grid from the grid's
+k-th time is the rest of the ``steps``-point one (with sigma_max too: from its second time,
+sigma_max's, on there is no jump). Times of a log-SNR are found by bisection (every schedule's log-SNR is strictly
 decreasing in t), so custom, learned and plugin schedules get every grid.
 """
 
@@ -55,12 +59,16 @@ def time_of_log_snr(schedule: Schedule, lam: Tensor, lo: float, hi: float) -> Te
 
 
 def time_grid(
-    schedule: Schedule, steps: int, grid: str = "uniform_t", t_start: float = 1.0, rho: float = 7.0
+    schedule: Schedule, steps: int, grid: str = "uniform_t", t_start: float = 1.0, rho: float = 7.0,
+    sigma_max: float | None = None,
 ) -> Tensor:
-    """``steps`` descending times (float64) from ``t_start`` on the grid ``grid``."""
+    """``steps`` descending times (float64) from ``t_start`` on the grid ``grid``
+    (``sigma_max``: where a log-SNR or Karras grid's spacing starts, module docstring)."""
     if grid not in GRIDS:
         raise StudioError(f"grid = {grid!r} is not allowed; allowed: {', '.join(GRIDS)}")
     if grid == "uniform_t":
+        if sigma_max is not None:
+            raise StudioError("sigma_max applies to the grids uniform_log_snr and karras, not uniform_t")
         return schedule.sampling_times(steps) * t_start
     if steps == 1:
         return torch.tensor([t_start], dtype=torch.float64)
@@ -74,6 +82,14 @@ def time_grid(
     if not (math.isfinite(lam_end) and lam_start > -math.inf):
         # a zero-terminal-SNR start (lambda = -inf) has no finite log-SNR or sigma grid
         raise StudioError(f"grid {grid!r} needs a finite log-SNR at t = {t_start!r} and t = {t_end:.6g}")
+    head: list[float] = []
+    if sigma_max is not None and steps > 2:
+        lam_top = -2.0 * math.log(sigma_max)
+        # a branch from the grid's second time starts at lam_top itself (found by bisection)
+        if lam_top - lam_start > 1e-6 * max(1.0, abs(lam_top)) and lam_top < lam_end:
+            head, steps = [t_start], steps - 1
+            t_start = float(time_of_log_snr(schedule, torch.tensor([lam_top], dtype=torch.float64), t_end, t_start)[0])
+            lam_start = lam_top
     frac = torch.linspace(0.0, 1.0, steps, dtype=torch.float64)
     if grid == "uniform_log_snr":
         lam = lam_start + frac * (lam_end - lam_start)
@@ -81,4 +97,4 @@ def time_grid(
         s_max, s_min = math.exp(-lam_start / (2 * rho)), math.exp(-lam_end / (2 * rho))
         lam = -2.0 * rho * torch.log(s_max + frac * (s_min - s_max))
     times = time_of_log_snr(schedule, lam[1:-1], t_end, t_start)
-    return torch.cat([torch.tensor([t_start], dtype=torch.float64), times, torch.tensor([t_end], dtype=torch.float64)])
+    return torch.cat([torch.tensor([*head, t_start], dtype=torch.float64), times, torch.tensor([t_end], dtype=torch.float64)])

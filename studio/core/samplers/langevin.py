@@ -18,7 +18,10 @@ from typing import Any
 
 from ..errors import StudioError
 from ..registry import SAMPLERS
-from .base import CLIP_OPTION, GRID_OPTION, OptionSpec, Sampler, Step, check_int, grid_times, levels_at, make_step, to_data
+from .base import (
+    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, OptionSpec, Sampler, Step, check_int, grid_times, levels_at,
+    make_step, to_data,
+)
 
 # step_lr = STEP_RATIO * sigma_L^2 unless given, so alpha_i = STEP_RATIO * sigma_i^2 on
 # every schedule (an absolute step tuned for sigma_L = 0.01 diverges on a VDM grid, whose
@@ -41,6 +44,7 @@ class Langevin(Sampler):
         ),
         OptionSpec("denoise", bool, True, "a last denoising step onto x0_hat (one more record)"),
         GRID_OPTION,
+        SIGMA_MAX_OPTION,
         CLIP_OPTION,
     )
 

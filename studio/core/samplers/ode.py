@@ -17,7 +17,7 @@ times t > s (``h = s - t < 0``):
 Every one ends with the step onto the data, ``x_0 = x0_hat`` (the Euler step to sigma
 = 0; Karras et al.: the last step is Euler). One record per step; a branch of
 ``dpmpp_2m`` from record k continues second order when given record k-1's x0_hat and t
-(``x0_prev``, ``t_prev``: Sampler.__call__), and starts first order without them.
+(``x0_prev``, ``t_prev``: Sampler.__call__, ``history = 1``), and starts first order without them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ from torch import Tensor, nn
 from ..errors import StudioError
 from ..registry import SAMPLERS
 from ..sde import sde_coefficients
-from .base import CLIP_OPTION, GRID_OPTION, Level, Sampler, Step, grid_times, levels_at, make_step, take_step, to_data
+from .base import (
+    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, Level, Sampler, Step, grid_times, levels_at, make_step,
+    take_step, to_data,
+)
 
 
 def sde_levels(sampler: str, method: Any, steps: int, t_start: float, opts: dict[str, Any], side: int = -1):
@@ -61,7 +64,7 @@ class HeunStep(NamedTuple):
     evals = 2
 
     def take(
-        self, net: nn.Module, x: Tensor, generator: torch.Generator, clip: float | None, x0_prev: Tensor | None
+        self, net: nn.Module, x: Tensor, generator: torch.Generator, clip: float | None, past: tuple[Tensor, ...]
     ) -> tuple[Tensor, Tensor, Tensor]:
         x0, eps, x_euler = take_step(self.first, net, x, generator, clip)
         y = take_step(self.second, net, x_euler, generator, clip)[2]
@@ -70,7 +73,7 @@ class HeunStep(NamedTuple):
 
 
 class ODESampler(Sampler):
-    specs = (GRID_OPTION, CLIP_OPTION)
+    specs = (GRID_OPTION, SIGMA_MAX_OPTION, CLIP_OPTION)
 
 
 class Euler(ODESampler):
@@ -109,16 +112,16 @@ class DPMSolverPP2M(ODESampler):
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2): second order from the previous x0_hat, one call per step."""
 
     name = "dpmpp_2m"
-    multistep = True
+    history = 1
 
     def plan(
-        self, method: Any, steps: int, t_start: float, opts: dict[str, Any], t_prev: float | None = None
+        self, method: Any, steps: int, t_start: float, opts: dict[str, Any], t_prev: tuple[float, ...] = ()
     ) -> list[Step]:
         return dpmpp_2m_plan(method, steps, t_start, opts, t_prev, eta=float(opts.get("eta", 0.0)))
 
 
 def dpmpp_2m_plan(
-    method: Any, steps: int, t_start: float, opts: dict[str, Any], t_prev: float | None, eta: float
+    method: Any, steps: int, t_start: float, opts: dict[str, Any], t_prev: tuple[float, ...], eta: float
 ) -> list[Step]:
     """DPM-Solver++(2M) with noise ``eta`` in [0, 1] (0: the ODE, Lu et al. Alg. 2; 1: the
     reverse SDE, reverse_sde.DPMSolverPP2MSDE): in the half log-SNR, h = l_s - l_t,
@@ -129,21 +132,27 @@ def dpmpp_2m_plan(
     kind = method.prediction
     levels = levels_at(method.schedule, grid_times(method.schedule, steps, t_start, opts))
     plan, h_prev = [], None
-    if t_prev is not None:  # a branch: the step before it went from t_prev to t_start
-        lam_prev = levels_at(method.schedule, torch.tensor([t_prev], dtype=torch.float64))[0].log_snr
-        h_prev = 0.5 * (levels[0].log_snr - lam_prev)
+    if t_prev:  # a branch: the step before it went from t_prev[0] to t_start
+        h_prev = history_steps(method, levels[0], t_prev)[0]
     for t, s in zip(levels, levels[1:]):
         h = 0.5 * (s.log_snr - t.log_snr)
         phi = -math.expm1(-(1.0 + eta) * h)  # 1 - e^{-(1 + eta) h}
         A, noise = s.sigma / t.sigma * math.exp(-eta * h), s.sigma * math.sqrt(-math.expm1(-2.0 * eta * h))
         if h_prev is None:
-            B, E = s.alpha * phi, 0.0
+            B, E = s.alpha * phi, ()
         else:
             half_inv_r = 0.5 * h / h_prev  # 1 / (2 r)
-            B, E = s.alpha * phi * (1.0 + half_inv_r), -s.alpha * phi * half_inv_r
+            B, E = s.alpha * phi * (1.0 + half_inv_r), (-s.alpha * phi * half_inv_r,)
         plan.append(make_step(kind, t, A, B, 0.0, noise, E))
         h_prev = h
     return plan + [to_data(kind, levels[-1])]
+
+
+def history_steps(method: Any, start: Level, t_prev: tuple[float, ...]) -> list[float]:
+    """The half log-SNR steps a branch's history made: from t_prev[0] to ``start``,
+    from t_prev[1] to t_prev[0], ... (most recent first)."""
+    lams = [start.log_snr] + [lv.log_snr for lv in levels_at(method.schedule, torch.tensor(t_prev, dtype=torch.float64))]
+    return [0.5 * (a - b) for a, b in zip(lams, lams[1:])]
 
 
 for _cls in (Euler, Heun, DPMSolverPP2M):

@@ -42,6 +42,7 @@ from studio.engine.runs import RunDir
 from studio.gui.job_bridge import JobBridge
 from studio.gui.widgets import MessageBanner, controls_beside
 from studio.session import AppState, SamplingSession
+from studio.session.sampling import history_depth
 
 from .step_views import CompareView, ImageStepViews, PointStepView, points_bounds
 from .timeline import NAV_KEYS, Timeline
@@ -391,15 +392,14 @@ class ViewerPanel(QWidget):
         k = self.timeline.step
         step = data.step(k)
         x_init, t_start = step["x_t"].astype(np.float32), float(step["t"])
-        history = {}
-        if k > 0:  # a multistep sampler (DPM-Solver++(2M)) continues second order from record k-1
-            prev = data.step(k - 1)
-            history = {"x0_prev": prev["x0_hat"].astype(np.float32), "t_prev": float(prev["t"])}
         self._stepping.set() if stepping else self._stepping.clear()
         try:  # the sampler says how many grid points continue its grid from record k
             kwargs = self.branch_form.job_kwargs(self.session.branch_steps(data.settings, k), data.settings)
+            # a multistep sampler (DPM-Solver++(2M), (3M)) continues at its order from records k-1, k-2
+            prev = [data.step(k - j) for j in range(1, min(k, history_depth(kwargs["sampler"])) + 1)]
+            history = {"x0_prev": [p["x0_hat"].astype(np.float32) for p in prev], "t_prev": [float(p["t"]) for p in prev]}
             path = self.session.start_branch(self._main_kwargs or data.settings, k, x_init, t_start, kwargs, gate=self._gated,
-                                             **history)
+                                             **(history if prev else {}))
         except StudioError as exc:
             self.banner.show_error(str(exc))
             return

@@ -67,6 +67,7 @@ class Timeline(QWidget):
                 plot.getAxis(axis).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
             if key == "norm_score":
                 plot.setLogMode(y=True)  # spans decades as sigma shrinks
+                self.score_axis = plot.getAxis("left")
             curve = plot.plot(pen=pg.mkPen("#0072B2", width=1.5), connect="finite")
             curve.setDownsampling(auto=True, method="peak")
             curve.setClipToView(True)
@@ -136,7 +137,21 @@ class Timeline(QWidget):
             y = np.asarray(stats[key], dtype=np.float64)
             if key == "norm_score":
                 y = np.where(y > 0, y, np.nan)  # log axis
+                self._label_decades(y)
             self.curves[key].setData(x[: len(y)], y)
+
+    def _label_decades(self, y: np.ndarray) -> None:
+        """The log axis of ||score||: over a decade or more, labels at the decades only
+        (pyqtgraph labels every 2..9 minor tick of a one-decade range, overlapping in a
+        small plot); within one, pyqtgraph's own ticks (a decade label may be off the view)."""
+        axis = self.score_axis
+        finite = y[np.isfinite(y)]
+        if finite.size and np.log10(finite.max() / finite.min()) >= 0.8:
+            axis.setTickSpacing(levels=[(1.0, 0.0)])
+            axis.setStyle(maxTextLevel=0)
+        else:
+            axis.setTickSpacing()
+            axis.setStyle(maxTextLevel=2)
 
     def set_label(self, text: str) -> None:
         self.label.setText(text)
