@@ -57,6 +57,16 @@ def test_ode_solvers_converge_at_their_order(method_name, grid):
         assert measured == pytest.approx(order, abs=0.3), (name, errors[name, _])
 
 
+def test_rk45_default_grid_of_two_points_is_the_whole_interval():
+    """A comparison cell runs rk45 on 2 grid points with no options (the Samplers panel):
+    by default its grid spans the prior to the schedule's last grid time, so its one
+    interval is the whole reverse process (uniform_t's would end at t = 1/2)."""
+    method, net, x1 = case("vdm")
+    records = list(SAMPLERS.get("rk45")(method, net, x1.shape, 2, x_init=x1, rtol=1e-4, atol=1e-4))
+    assert records[0].t == 1.0 and records[-1].t == pytest.approx(float(method.schedule.sampling_times()[-1]))
+    assert float(gm.log_density(records[-1].x_next.double()).mean()) > float(gm.log_density(x1).mean()) + 1.0
+
+
 def test_rk45_meets_its_tolerance_and_counts_evaluations():
     method, net, x1 = case("vdm")
     ref = list(SAMPLERS.get("rk45")(method, net, x1.shape, 2, x_init=x1, rtol=1e-10, atol=1e-10))

@@ -125,3 +125,15 @@ def test_bad_budgets_and_no_sampler_are_shown_not_raised(qtbot, window, state, t
     panel.set_ticked([])
     assert not panel.start() and "Tick at least one" in panel.banner.text()
     assert not panel.bridge.running
+
+
+def test_every_built_in_sampler_gets_its_own_curve_style():
+    """More samplers than colours (11 built-in, 8 colours): past the palette the curves
+    change marker and dash, so every sampler ticked at once is told apart."""
+    from studio.core.registry import SAMPLERS
+    from studio.gui.panels.samplers.panel import COLORS, curve_style
+
+    n = max(len(SAMPLERS.names()), 4 * len(COLORS))
+    styles = [curve_style(k) for k in range(n)]
+    assert len(set(styles)) == n
+    assert styles[0] == (COLORS[0], "o", Qt.PenStyle.SolidLine)

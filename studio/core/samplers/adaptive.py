@@ -114,7 +114,9 @@ class RK45(Sampler):
     specs = (
         OptionSpec("rtol", float, 1e-5, "relative tolerance of the adaptive step (score_sde: 1e-5)"),
         OptionSpec("atol", float, 1e-5, "absolute tolerance of the adaptive step"),
-        GRID_OPTION,
+        # where the records fall; uniform_t would end a 2-point grid (one interval solved to
+        # tolerance, as the Samplers panel runs it) at t = 1/2 on variance-preserving schedules
+        GRID_OPTION._replace(default="uniform_log_snr"),
         SIGMA_MAX_OPTION,
         CLIP_OPTION,
     )

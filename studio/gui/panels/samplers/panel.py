@@ -40,6 +40,14 @@ from ...job_bridge import JobBridge
 from ...widgets import ImageGridView, MessageBanner, ScatterView, controls_beside
 
 COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+SYMBOLS = ["o", "s", "t", "d"]  # past the 8 colours (11 built-in samplers), a new marker and dashes
+
+
+def curve_style(k: int) -> tuple[str, str, Qt.PenStyle]:
+    """The colour, marker and line style of the k-th sampler's curve: distinct for 32."""
+    turn = k // len(COLORS)
+    style = Qt.PenStyle.SolidLine if turn % 2 == 0 else Qt.PenStyle.DashLine
+    return COLORS[k % len(COLORS)], SYMBOLS[turn % len(SYMBOLS)], style
 DEFAULT_BUDGETS = ",".join(str(b) for b in compare.DEFAULT_BUDGETS)
 LOG_Y = ("sliced_wasserstein", "frechet_digits")  # positive figures spanning decades
 DEFAULT_TICKED = ("ancestral", "ddim")
@@ -262,9 +270,9 @@ class SamplersPanel(QWidget):
             y = np.array([c.row.get(score, np.nan) for c in mine], dtype=np.float64)
             curve = self._curves.get(name)
             if curve is None:
-                color = COLORS[k % len(COLORS)]
-                curve = pg.PlotDataItem(pen=pg.mkPen(color, width=2), symbol="o", symbolSize=9, symbolBrush=color,
-                                        symbolPen="w", name=name, connect="finite")
+                color, symbol, style = curve_style(k)
+                curve = pg.PlotDataItem(pen=pg.mkPen(color, width=2, style=style), symbol=symbol, symbolSize=9,
+                                        symbolBrush=color, symbolPen="w", name=name, connect="finite")
                 # PlotDataItem does not pass hover options on to its points' item
                 curve.scatter.opts.update(hoverable=True, tip=None)
                 curve.sigPointsHovered.connect(self._on_hovered)
