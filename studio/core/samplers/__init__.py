@@ -25,10 +25,11 @@ from .base import OptionSpec, Sampler, StepRecord
 from .ddim import DDIM
 from .langevin import Langevin
 from .ode import DPMSolverPP2M, Euler, Heun
-from .reverse_sde import DPMSolverPP2MSDE, EulerMaruyama, PredictorCorrector
+from .reverse_sde import DPMSolverPP2MSDE, DPMSolverPP3MSDE, EulerMaruyama, PredictorCorrector
 
 __all__ = [
-    "Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP2MSDE", "Euler", "EulerMaruyama", "Heun", "Langevin", "OptionSpec",
+    "Ancestral", "DDIM", "DPMSolverPP2M", "DPMSolverPP2MSDE", "DPMSolverPP3MSDE", "Euler", "EulerMaruyama", "Heun",
+    "Langevin", "OptionSpec",
     "PredictorCorrector", "RK45", "Sampler", "StepRecord", "sample",
 ]
 

@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from ..errors import StudioError
 from ..registry import SAMPLERS
 from .base import (
-    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, Level, OptionSpec, Sampler, c_in_of, grid_times, levels_at,
-    readout, to_data,
+    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, Level, OptionSpec, Sampler, c_in_of, check_number, grid_times,
+    levels_at, readout, to_data,
 )
 
 
@@ -86,8 +86,7 @@ def solve(flow: Any, x: Tensor, lam_from: float, lam_to: float, rtol: float, ato
 
 
 def check_tolerance(sampler: str, key: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < 1.0:
-        raise StudioError(f"sampler {sampler!r}: {key} = {value!r} must be a number in (0, 1)")
+    check_number(sampler, key, value, 0.0, 1.0)
 
 
 class IntervalStep:

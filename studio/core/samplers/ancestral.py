@@ -25,8 +25,7 @@ from typing import Any, Literal
 from ..errors import StudioError
 from ..registry import SAMPLERS
 from .base import (
-    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, Level, OptionSpec, Sampler, Step, grid_times, levels_at,
-    make_step, posterior_factor, to_data,
+    STEP_OPTIONS, Level, OptionSpec, Sampler, Step, grid_times, levels_at, make_step, posterior_factor, to_data,
 )
 
 
@@ -69,9 +68,7 @@ class Ancestral(Sampler):
             "variance", Literal["posterior", "beta"], "posterior",
             "reverse variance: the posterior's sigma_s^2 (1 - SNR_t / SNR_s) or the forward step's (Ho et al. beta_t)",
         ),
-        GRID_OPTION,
-        SIGMA_MAX_OPTION,
-        CLIP_OPTION,
+        *STEP_OPTIONS,
     )
 
     def check_options(self, opts: dict[str, Any]) -> None:

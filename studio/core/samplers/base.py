@@ -84,6 +84,8 @@ SIGMA_MAX_OPTION = OptionSpec(
 CLIP_OPTION = OptionSpec(
     "clip_x0", float | None, None, "clamp x0_hat to [-b, b] before it enters the step (None or 0: off)"
 )
+# what every built-in sampler with a step count takes after its own options
+STEP_OPTIONS = (GRID_OPTION, SIGMA_MAX_OPTION, CLIP_OPTION)
 
 
 class Level(NamedTuple):
@@ -198,6 +200,24 @@ def posterior_factor(lam_t: float, lam_s: float) -> float:
 # ----------------------------------------------------------------------------------
 
 
+def check_number(
+    sampler: str, key: str, value: Any, low: float = 0.0, high: float = math.inf, *,
+    low_closed: bool = False, high_closed: bool = False, also: str = "",
+) -> float:
+    """A real option between ``low`` and ``high`` (open ends unless said; bool refused),
+    the message naming the sampler, the key and the allowed range (``also``: what else
+    is allowed, e.g. " or None")."""
+    real = isinstance(value, (int, float)) and not isinstance(value, bool)
+    inside = real and (value >= low if low_closed else value > low) and (value <= high if high_closed else value < high)
+    if not inside:
+        if high == math.inf:
+            allowed = f"{'>=' if low_closed else '>'} {low:g}"
+        else:
+            allowed = f"in {'[' if low_closed else '('}{low:g}, {high:g}{']' if high_closed else ')'}"
+        raise StudioError(f"sampler {sampler!r}: {key} = {value!r} must be a number {allowed}{also}")
+    return float(value)
+
+
 def check_int(sampler: str, key: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < minimum:
         raise StudioError(f"sampler {sampler!r}: {key} = {value!r} must be an integer >= {minimum}")
@@ -217,21 +237,18 @@ def check_clip(sampler: str, value: Any) -> float | None:
     """``clip_x0``: None or 0 (off), or a bound b > 0 for x0_hat in [-b, b]."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < math.inf:
-        raise StudioError(f"sampler {sampler!r}: clip_x0 = {value!r} must be a number >= 0 (0 = off) or None")
-    return float(value) or None
+    return check_number(sampler, "clip_x0", value, low_closed=True, also=" (0 = off) or None") or None
 
 
 def check_sigma_max(sampler: str, value: Any, grid: str) -> float:
     """``sigma_max``: a number > 0, on a grid spaced in log-SNR or sigma (grids.time_grid)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value < math.inf:
-        raise StudioError(f"sampler {sampler!r}: sigma_max = {value!r} must be a number > 0 or None")
+    value = check_number(sampler, "sigma_max", value, also=" or None")
     if grid == "uniform_t":
         raise StudioError(
             f"sampler {sampler!r}: sigma_max = {value!r} applies to the grids uniform_log_snr and karras, "
             "not uniform_t; set grid too"
         )
-    return float(value)
+    return value
 
 
 def check_history(

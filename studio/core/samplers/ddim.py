@@ -13,11 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..errors import StudioError
 from ..registry import SAMPLERS
 from .base import (
-    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, Level, OptionSpec, Sampler, Step, grid_times, levels_at,
-    make_step, posterior_factor, to_data,
+    STEP_OPTIONS, Level, OptionSpec, Sampler, Step, check_number, grid_times, levels_at, make_step,
+    posterior_factor, to_data,
 )
 
 
@@ -33,15 +32,11 @@ class DDIM(Sampler):
     name = "ddim"
     specs = (
         OptionSpec("eta", float, 0.0, "noise scale: 0 deterministic, 1 the ancestral sampler (Song et al. eq. 16)"),
-        GRID_OPTION,
-        SIGMA_MAX_OPTION,
-        CLIP_OPTION,
+        *STEP_OPTIONS,
     )
 
     def check_options(self, opts: dict[str, Any]) -> None:
-        eta = opts["eta"]
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta < math.inf:
-            raise StudioError(f"sampler 'ddim': eta = {eta!r} must be a number >= 0")
+        check_number(self.name, "eta", opts["eta"], low_closed=True)
 
     def plan(self, method: Any, steps: int, t_start: float, opts: dict[str, Any]) -> list[Step]:
         kind, eta = method.prediction, float(opts["eta"])

@@ -18,8 +18,9 @@ their first step jumps from t_start to sigma~ = sigma_max and the rest of the gr
 betas reach lambda = -10) otherwise spends steps where x0_hat is the data's mean. So every
 grid kind has the property branching relies on: a ``steps - k``-point grid from the grid's
 k-th time is the rest of the ``steps``-point one (with sigma_max too: from its second time,
-sigma_max's, on there is no jump). Times of a log-SNR are found by bisection (every schedule's log-SNR is strictly
-decreasing in t), so custom, learned and plugin schedules get every grid.
+sigma_max's, on there is no jump). Times of a log-SNR are found by bisection (every
+schedule's log-SNR is strictly decreasing in t), so custom, learned and plugin schedules
+get every grid.
 """
 
 from __future__ import annotations

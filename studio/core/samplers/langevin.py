@@ -19,8 +19,7 @@ from typing import Any
 from ..errors import StudioError
 from ..registry import SAMPLERS
 from .base import (
-    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, OptionSpec, Sampler, Step, check_int, grid_times, levels_at,
-    make_step, to_data,
+    STEP_OPTIONS, OptionSpec, Sampler, Step, check_int, check_number, grid_times, levels_at, make_step, to_data,
 )
 
 # step_lr = STEP_RATIO * sigma_L^2 unless given, so alpha_i = STEP_RATIO * sigma_i^2 on
@@ -43,18 +42,13 @@ class Langevin(Sampler):
             "Song & Ermon's eps: alpha_i = step_lr sigma_i^2 / sigma_L^2 (None: sigma_L^2)",
         ),
         OptionSpec("denoise", bool, True, "a last denoising step onto x0_hat (one more record)"),
-        GRID_OPTION,
-        SIGMA_MAX_OPTION,
-        CLIP_OPTION,
+        *STEP_OPTIONS,
     )
 
     def check_options(self, opts: dict[str, Any]) -> None:
         check_int(self.name, "n_steps_each", opts["n_steps_each"])
-        lr = opts["step_lr"]
-        if lr is not None and (
-            isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0.0 < lr < math.inf
-        ):
-            raise StudioError(f"sampler 'langevin': step_lr = {lr!r} must be a number > 0 (or None for the default)")
+        if opts["step_lr"] is not None:
+            check_number(self.name, "step_lr", opts["step_lr"], also=" (or None for the default)")
         if not isinstance(opts["denoise"], bool):
             raise StudioError(f"sampler 'langevin': denoise = {opts['denoise']!r} must be true or false")
 

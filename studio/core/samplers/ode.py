@@ -32,8 +32,7 @@ from ..errors import StudioError
 from ..registry import SAMPLERS
 from ..sde import sde_coefficients
 from .base import (
-    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, Level, Sampler, Step, grid_times, levels_at, make_step,
-    take_step, to_data,
+    STEP_OPTIONS, Level, Sampler, Step, grid_times, levels_at, make_step, take_step, to_data,
 )
 
 
@@ -73,7 +72,7 @@ class HeunStep(NamedTuple):
 
 
 class ODESampler(Sampler):
-    specs = (GRID_OPTION, SIGMA_MAX_OPTION, CLIP_OPTION)
+    specs = STEP_OPTIONS
 
 
 class Euler(ODESampler):

@@ -43,11 +43,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ..errors import StudioError
 from ..registry import SAMPLERS
 from .base import (
-    CLIP_OPTION, GRID_OPTION, SIGMA_MAX_OPTION, Level, OptionSpec, Sampler, Step, check_int, grid_times,
-    levels_at, make_step, posterior_factor, predict, take_step, to_data,
+    STEP_OPTIONS, Level, OptionSpec, Sampler, Step, check_int, check_number, grid_times, levels_at, make_step,
+    posterior_factor, predict, take_step, to_data,
 )
 from .ode import DPMSolverPP2M, history_steps, sde_levels
 
@@ -56,7 +55,7 @@ class EulerMaruyama(Sampler):
     """Reverse SDE by Euler-Maruyama (Song et al. 2021; score_sde EulerMaruyamaPredictor)."""
 
     name = "euler_maruyama"
-    specs = (GRID_OPTION, SIGMA_MAX_OPTION, CLIP_OPTION)
+    specs = STEP_OPTIONS
 
     def plan(self, method: Any, steps: int, t_start: float, opts: dict[str, Any]) -> list[Step]:
         kind = method.prediction
@@ -108,16 +107,12 @@ class PredictorCorrector(Sampler):
     specs = (
         OptionSpec("snr", float, 0.16, "corrector signal-to-noise ratio r: eps = 2 a (r ||z|| / ||score||)^2"),
         OptionSpec("n_corrector", int, 1, "Langevin corrector steps at each grid time (each one network call)"),
-        GRID_OPTION,
-        SIGMA_MAX_OPTION,
-        CLIP_OPTION,
+        *STEP_OPTIONS,
     )
 
     def check_options(self, opts: dict[str, Any]) -> None:
         check_int(self.name, "n_corrector", opts["n_corrector"], minimum=0)
-        snr = opts["snr"]
-        if isinstance(snr, bool) or not isinstance(snr, (int, float)) or not 0.0 < snr < math.inf:
-            raise StudioError(f"sampler 'pc': snr = {snr!r} must be a number > 0")
+        check_number(self.name, "snr", opts["snr"])
 
     def evaluations(self, steps: int, opts: dict[str, Any]) -> int:
         return steps * (int(opts["n_corrector"]) + 1)
@@ -146,15 +141,11 @@ class NoiseScaled:
     name: str
     specs = (
         OptionSpec("eta", float, 1.0, "noise: 1 the reverse SDE, 0 the probability-flow ODE, between: both"),
-        GRID_OPTION,
-        SIGMA_MAX_OPTION,
-        CLIP_OPTION,
+        *STEP_OPTIONS,
     )
 
     def check_options(self, opts: dict[str, Any]) -> None:
-        eta = opts["eta"]
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0.0 <= eta <= 1.0:
-            raise StudioError(f"sampler {self.name!r}: eta = {eta!r} must be a number in [0, 1]")
+        check_number(self.name, "eta", opts["eta"], 0.0, 1.0, low_closed=True, high_closed=True)
 
 
 class DPMSolverPP2MSDE(NoiseScaled, DPMSolverPP2M):
