@@ -301,7 +301,8 @@ class Trainer:
             self._load_latest()
         self.total = int(tr["steps"])
         if self.start >= self.total:
-            raise ConfigError(f"run {run.path} is already at step {self.start} of [train] steps = {self.total}; pass a larger --steps")
+            raise ConfigError(f"run {run.path} is already at step {self.start} of [train] steps = {self.total}; "
+                              f"raise steps to continue it (the CLI's --steps, the Training panel's steps)")
         self.step = self.start
         self.data = train_set.data.to(dev)
         self.main = ctx.is_main

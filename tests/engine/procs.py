@@ -127,6 +127,23 @@ def killed_after(proc: subprocess.Popen, delay: float) -> bool:
     return False
 
 
+def last_step(run: Path | None) -> int:
+    """The last step the run's metrics hold (one row per step from 1; a torn last line
+    does not count)."""
+    try:
+        return (Path(run) / "metrics.jsonl").read_bytes().count(b"\n") if run is not None else 0
+    except OSError:
+        return 0
+
+
+def kill_target(rng, run: Path | None, steps: int) -> int:
+    """A seeded training step to kill a run at, past where it is now and within the first
+    third of what is left: room for the kill loops' next rounds, so no kill lands after
+    the job has finished (a kill timed in seconds alone did, on a faster machine)."""
+    done = last_step(run)
+    return rng.randint(done + 1, done + max(1, (steps - done) // 3))
+
+
 def status(run: Path) -> dict:
     try:
         return json.loads((Path(run) / "status.json").read_text())

@@ -7,7 +7,8 @@ Training panel's buttons as a user does:
     python -m tests.gui.app_driver resume RUN_DIR          # the app reopened on the run, then Resume run
 
 It exits 0 when the training job finishes, 1 when it fails or stops, 3 when a button
-the user needs is disabled.
+the user needs is disabled, 4 when its click started no job (the banner's message on
+stderr: a run already at its last step, say).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def main(argv: list[str]) -> int:
 
     panel.bridge.ended.connect(ended)
     button.click()
+    if not panel.bridge.running:
+        print(panel.banner.text(), file=sys.stderr)
+        return 4
     app.exec()
     return codes[0] if codes else 1
 

@@ -124,6 +124,11 @@ def test_start_pause_resume_stop_and_reopen(qtbot, panel, tmp_path):
     assert x[0] == 1 and x[-1] == stopped + 60
     assert any(f"from step {stopped}" in m for _, m in other.log.lines)
     assert RunDir(run_dir).status()["state"] == "finished"
+    # Resume run on the finished run, steps not raised: a message saying what to raise, no job
+    qtbot.mouseClick(other.continue_button, Qt.MouseButton.LeftButton)
+    assert not other.bridge.running and not other.banner.isHidden()
+    assert f"already at step {stopped + 60}" in other.banner.text() and "raise steps" in other.banner.text()
+    assert other.continue_button.isEnabled() and RunDir(run_dir).status()["state"] == "finished"
     other.shutdown()
 
 
