@@ -30,17 +30,25 @@ Quality per NFE (``--quality``, instead of the speed tables): the shipped toy co
 same prior draw for every cell, NFE counted on the network), SWD and MMD against the
 run's held-out split, averaged over a few seeds (prior draws); beside it the SWD of fresh
 draws of the toy set itself (the statistic's floor). The last line per config compares the
-best sampler at 20 NFE with 1000-step ancestral's SWD (target: within 10%), per seed too.
+best sampler at 20 NFE with 1000-step ancestral's SWD, per seed too.
+
+The verdict (target: some sampler at 20 NFE within 10% of 1000-step ancestral's SWD) is
+its own table: ``--verdict-n`` samples a cell against ``--reference-n`` fresh draws, over
+``--verdict-seeds`` prior draws (ten by default: one draw's SWD swings by ~30% at 10000
+samples, so three seeds could not tell 10% apart), each cell's mean and sd over seeds and
+its ratio of means to ancestral's with a bootstrap standard error over the seeds; beside
+them the data floor, the SWD of ``FLOOR_DRAWS`` fresh draws of the toy set itself.
 
     .venv/bin/python bench/bench_samplers.py --quality [--runs runs/bench] [--train-steps N]
                                              [--configs ddpm_toy,ncsn_toy,vdm_toy] [--n 2000]
-                                             [--seeds 0,1,2]
+                                             [--seeds 0,1,2] [--verdict-seeds 0,...,9] [--verdict-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import random
 import statistics
 import subprocess
 import sys
@@ -231,6 +239,23 @@ def train_config(name: str, runs: Path, steps: int | None) -> Path:
     return out
 
 
+FLOOR_DRAWS = 30  # fresh draws of the toy set behind the verdict's data floor (its own sd is ~35%)
+
+
+def ratio_error(cell: list[float], ref: list[float], draws: int = 2000) -> float:
+    """Standard error of ``mean(cell) / mean(ref)`` over the seeds, by the bootstrap: the
+    seeds resampled with replacement, each seed's pair kept together (one prior draw
+    served both)."""
+    g, k = random.Random(0), len(ref)
+    if k < 2:
+        return math.nan
+    ratios = []
+    for _ in range(draws):
+        pick = [g.randrange(k) for _ in range(k)]
+        ratios.append(statistics.fmean(cell[i] for i in pick) / statistics.fmean(ref[i] for i in pick))
+    return statistics.stdev(ratios)
+
+
 def data_floor(cfg, reference: torch.Tensor, n: int, seeds: list[int], first_seed: int) -> list[float]:
     """SWD of fresh draws of the run's toy set (n points, one draw per seed, seeded from
     ``first_seed`` on) against ``reference``: what a perfect sampler would score (the
@@ -287,10 +312,11 @@ def quality_table(run: Path, n: int, seeds: list[int]) -> None:
 
 
 def verdict(run: Path, n: int, reference_n: int, seeds: list[int]) -> None:
-    """The 20-NFE target without the statistic's noise: ``n`` samples a cell (more than the
+    """The 20-NFE target with less of the statistic's noise: ``n`` samples a cell (more than the
     table's) against ``reference_n`` fresh draws of the toy set (unseen by training, as the
     held-out split, but many more points), for 1000-step ancestral and every sampler at 20
-    NFE, the same prior draw per seed for all; mean and spread over ``seeds``."""
+    NFE, the same prior draw per seed for all; mean and spread over ``seeds``, each cell's
+    ratio of means to ancestral's with its bootstrap standard error."""
     from studio.core.data.toy import make_toy
     from studio.core.metrics import sliced_wasserstein
     from studio.engine.compare import cell_steps
@@ -315,16 +341,18 @@ def verdict(run: Path, n: int, reference_n: int, seeds: list[int]) -> None:
             x = sample(smp, method, net, tuple(prior.shape), cell_steps(smp, method, budget, opts),
                        torch.Generator().manual_seed(seed), x_init=prior, **opts)
             swd.setdefault((label(name, o), budget), []).append(sliced_wasserstein(x, reference))
-    floor = data_floor(r.config, reference, n, seeds, first_seed=30_000)
-    ref = statistics.fmean(swd[("ancestral", 1000)])
+    floor = data_floor(r.config, reference, n, list(range(FLOOR_DRAWS)), first_seed=30_000)
+    ref = swd[("ancestral", 1000)]
     spread = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
     print(f"\n{run.name}: the 20-NFE target, {n} samples a cell against {reference_n} fresh draws, seeds {seeds}")
-    print(f"  data itself (fresh draws)  SWD {statistics.fmean(floor):.4f} +- {spread(floor):.4f}")
-    print(f"  ancestral 1000 NFE         SWD {ref:.4f} +- {spread(swd[('ancestral', 1000)]):.4f}")
+    print(f"  data itself ({FLOOR_DRAWS} fresh draws)     SWD {statistics.fmean(floor):.4f} +- {spread(floor):.4f}")
+    print(f"  ancestral 1000 NFE                 SWD {statistics.fmean(ref):.4f} +- {spread(ref):.4f}")
     for (name, budget), v in sorted(swd.items(), key=lambda kv: statistics.fmean(kv[1])):
         if budget == 20:
+            ratio = statistics.fmean(v) / statistics.fmean(ref) - 1
             print(f"  {name:<36} 20 NFE  SWD {statistics.fmean(v):.4f} +- {spread(v):.4f} "
-                  f"({100 * (statistics.fmean(v) / ref - 1):+.1f}% of ancestral 1000)")
+                  f"({100 * ratio:+.1f}% +- {100 * ratio_error(v, ref):.1f}% of ancestral 1000"
+                  f"{'; within 10%' if ratio <= 0.10 else ''})")
 
 
 def main_quality(args: argparse.Namespace) -> None:
@@ -335,7 +363,7 @@ def main_quality(args: argparse.Namespace) -> None:
         run = train_config(name.strip(), runs, args.train_steps)
         if not args.verdict_only:
             quality_table(run, args.n, seeds)
-        verdict(run, args.verdict_n, args.reference_n, seeds)
+        verdict(run, args.verdict_n, args.reference_n, [int(s) for s in args.verdict_seeds.split(",")])
 
 
 def main() -> None:
@@ -355,6 +383,8 @@ def main() -> None:
     ap.add_argument("--configs", default="ddpm_toy,ncsn_toy,vdm_toy", help="--quality: shipped configs")
     ap.add_argument("--n", type=int, default=2000, help="--quality: samples a cell")
     ap.add_argument("--seeds", default="0,1,2", help="--quality: prior draws, one table run each, averaged")
+    ap.add_argument("--verdict-seeds", default=",".join(map(str, range(10))),
+                    help="--quality: prior draws of the 20-NFE verdict (its cells' SWD swings ~30%% a draw)")
     ap.add_argument("--verdict-n", type=int, default=10000, help="--quality: samples a cell for the 20-NFE verdict")
     ap.add_argument("--reference-n", type=int, default=50000, help="--quality: fresh data points the verdict compares with")
     ap.add_argument("--verdict-only", action="store_true", help="--quality: only the 20-NFE verdict, not the table")

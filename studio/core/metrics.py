@@ -31,11 +31,24 @@ def sliced_wasserstein(
     g = generator if generator is not None else torch.Generator().manual_seed(seed)
     dirs = torch.randn(a.shape[1], n_projections, generator=g, dtype=torch.float64)
     dirs = dirs / dirs.norm(dim=0, keepdim=True)
-    pa, pb = (a @ dirs).sort(0).values, (b @ dirs).sort(0).values
+    # sorted along rows of the transposed projections: sorting down the columns of an
+    # (N, 256) tensor strides through memory, ~10x slower for N = 50000
+    pa, pb = ((x @ dirs).T.contiguous().sort(1).values.T for x in (a, b))
     if len(pa) != len(pb):
         q = torch.linspace(0, 1, max(len(pa), len(pb)), dtype=torch.float64)
-        pa, pb = torch.quantile(pa, q, dim=0), torch.quantile(pb, q, dim=0)
+        pa, pb = sorted_quantiles(pa, q), sorted_quantiles(pb, q)
     return float((pa - pb).abs().mean())
+
+
+def sorted_quantiles(columns: Tensor, q: Tensor) -> Tensor:
+    """``torch.quantile(columns, q, dim=0)`` (linear interpolation) of columns already
+    sorted: torch.quantile sorts again, ~10 s for 50000 x 256 on one core."""
+    n = len(columns)
+    if n == 1:
+        return columns.expand(len(q), -1)
+    pos = q.to(columns.dtype) * (n - 1)
+    lo = pos.floor().long().clamp(max=n - 2)
+    return torch.lerp(columns[lo], columns[lo + 1], (pos - lo).unsqueeze(1))
 
 
 def mmd_rbf(a: Tensor, b: Tensor, bandwidths: Sequence[float] = (0.1, 0.2, 0.5, 1.0, 2.0)) -> float:

@@ -11,7 +11,7 @@ import torch
 import studio.core.networks  # noqa: F401
 from studio.core.ema import EMA
 from studio.core.errors import ConfigError, StudioError
-from studio.core.metrics import bits_per_dim, mmd_rbf, sliced_wasserstein
+from studio.core.metrics import bits_per_dim, mmd_rbf, sliced_wasserstein, sorted_quantiles
 from studio.core.networks.embedding import NoiseEmbedding
 from studio.core.registry import NETWORKS
 from studio.core.seeding import get_rng_state, seed_everything, set_rng_state
@@ -28,6 +28,21 @@ def test_sliced_wasserstein_of_a_shift():
     assert sliced_wasserstein(a, a[:500] + 3.0, n_projections=64) > 1.0  # different sizes use quantiles
     with pytest.raises(StudioError, match="dimension"):
         sliced_wasserstein(a, torch.zeros(5, 3))
+
+
+def test_sorted_quantiles_are_torch_quantile_and_unequal_sizes_use_them():
+    g = torch.Generator().manual_seed(1)
+    q = torch.linspace(0, 1, 1001, dtype=torch.float64)
+    for n in (1, 2, 7, 1000):
+        columns = torch.randn(n, 3, generator=g, dtype=torch.float64).sort(0).values
+        assert torch.equal(sorted_quantiles(columns, q), torch.quantile(columns, q, dim=0))
+    # the SWD of clouds of different sizes: 1-D W1 between quantile functions on the larger size's grid
+    a, b = torch.randn(300, 2, generator=g, dtype=torch.float64), torch.randn(1000, 2, generator=g, dtype=torch.float64)
+    dirs = torch.randn(2, 16, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    dirs = dirs / dirs.norm(dim=0, keepdim=True)
+    qa, qb = (torch.quantile(x @ dirs, torch.linspace(0, 1, 1000, dtype=torch.float64), dim=0) for x in (a, b))
+    expected = float((qa - qb).abs().mean())
+    assert sliced_wasserstein(a, b, n_projections=16, seed=5) == pytest.approx(expected, rel=1e-12)
 
 
 def test_mmd_separates_distributions():
