@@ -343,13 +343,14 @@ def verdict(run: Path, n: int, reference_n: int, seeds: list[int]) -> None:
             swd.setdefault((label(name, o), budget), []).append(sliced_wasserstein(x, reference))
     floor = data_floor(r.config, reference, n, list(range(FLOOR_DRAWS)), first_seed=30_000)
     ref = swd[("ancestral", 1000)]
+    ref_mean = statistics.fmean(ref)
     spread = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0
     print(f"\n{run.name}: the 20-NFE target, {n} samples a cell against {reference_n} fresh draws, seeds {seeds}")
     print(f"  data itself ({FLOOR_DRAWS} fresh draws)     SWD {statistics.fmean(floor):.4f} +- {spread(floor):.4f}")
-    print(f"  ancestral 1000 NFE                 SWD {statistics.fmean(ref):.4f} +- {spread(ref):.4f}")
+    print(f"  ancestral 1000 NFE                 SWD {ref_mean:.4f} +- {spread(ref):.4f}")
     for (name, budget), v in sorted(swd.items(), key=lambda kv: statistics.fmean(kv[1])):
         if budget == 20:
-            ratio = statistics.fmean(v) / statistics.fmean(ref) - 1
+            ratio = statistics.fmean(v) / ref_mean - 1
             print(f"  {name:<36} 20 NFE  SWD {statistics.fmean(v):.4f} +- {spread(v):.4f} "
                   f"({100 * ratio:+.1f}% +- {100 * ratio_error(v, ref):.1f}% of ancestral 1000"
                   f"{'; within 10%' if ratio <= 0.10 else ''})")
@@ -358,12 +359,16 @@ def verdict(run: Path, n: int, reference_n: int, seeds: list[int]) -> None:
 def main_quality(args: argparse.Namespace) -> None:
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
-    seeds = [int(s) for s in args.seeds.split(",")]
     for name in args.configs.split(","):
         run = train_config(name.strip(), runs, args.train_steps)
         if not args.verdict_only:
-            quality_table(run, args.n, seeds)
-        verdict(run, args.verdict_n, args.reference_n, [int(s) for s in args.verdict_seeds.split(",")])
+            quality_table(run, args.n, args.seeds)
+        verdict(run, args.verdict_n, args.reference_n, args.verdict_seeds)
+
+
+def seed_list(text: str) -> list[int]:
+    """``--seeds`` / ``--verdict-seeds``: comma-separated integers."""
+    return [int(s) for s in text.split(",")]
 
 
 def main() -> None:
@@ -382,8 +387,8 @@ def main() -> None:
     ap.add_argument("--train-steps", type=int, help="--quality: override the configs' [train] steps")
     ap.add_argument("--configs", default="ddpm_toy,ncsn_toy,vdm_toy", help="--quality: shipped configs")
     ap.add_argument("--n", type=int, default=2000, help="--quality: samples a cell")
-    ap.add_argument("--seeds", default="0,1,2", help="--quality: prior draws, one table run each, averaged")
-    ap.add_argument("--verdict-seeds", default=",".join(map(str, range(10))),
+    ap.add_argument("--seeds", type=seed_list, default="0,1,2", help="--quality: prior draws, one table run each, averaged")
+    ap.add_argument("--verdict-seeds", type=seed_list, default=",".join(map(str, range(10))),
                     help="--quality: prior draws of the 20-NFE verdict (its cells' SWD swings ~30%% a draw)")
     ap.add_argument("--verdict-n", type=int, default=10000, help="--quality: samples a cell for the 20-NFE verdict")
     ap.add_argument("--reference-n", type=int, default=50000, help="--quality: fresh data points the verdict compares with")
